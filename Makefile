@@ -1,0 +1,32 @@
+# Two entry points: `make run` (cockpit on the default campaign) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+WORKSPACE ?= workspace
+PROFILE ?= fed_heart_disease
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.afr-installed
+
+.PHONY: run test lint env clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install_torch.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	scripts/install_torch.sh $(VENV)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/afr init $(WORKSPACE) --exist-ok
+	$(BIN)/afr run $(PROFILE) --workspace $(WORKSPACE) --proposer scripted --headless
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

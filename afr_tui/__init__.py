@@ -1,0 +1,1 @@
+"""afr's Textual cockpit: renders engine state and sends engine commands, nothing more."""

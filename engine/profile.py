@@ -1,0 +1,252 @@
+"""Task profiles: one TOML file per benchmark task, validated here.
+
+A profile fixes what a campaign may not change (the budget: clients, rounds, batch size,
+seed, parameter cap, final-evaluation clients, run timeout), declares what it may change
+(each mutable arg with its type and range, the aggregator choices, the editable files),
+and names the files that must stay byte-identical (data bridge, metric, scoring).
+Every problem is reported as one line naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+Scalar = bool | int | float | str
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message is one line and names the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Metric(Strict):
+    name: str = Field(min_length=1)
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class Budget(Strict):
+    """Fixed for the whole campaign: every candidate runs with exactly these."""
+
+    n_clients: PositiveInt
+    num_rounds: PositiveInt
+    batch_size: PositiveInt
+    seed: int
+    max_model_params: PositiveInt
+    final_eval_clients: list[str] | Literal["all"] = "all"
+
+    @model_validator(mode="after")
+    def _known_clients(self) -> Budget:
+        if self.final_eval_clients != "all":
+            known = {f"site-{i}" for i in range(1, self.n_clients + 1)}
+            unknown = [c for c in self.final_eval_clients if c not in known]
+            if unknown or not self.final_eval_clients:
+                raise ValueError(
+                    f"final_eval_clients names {unknown or 'no client'}; expected site-1..site-{self.n_clients} or 'all'"
+                )
+        return self
+
+
+class MutableArg(Strict):
+    """One argument a candidate may change, with its type and allowed values."""
+
+    type: Literal["float", "int", "choice"]
+    min: float | None = None
+    max: float | None = None
+    log: bool = False
+    allow_zero: bool = False  # 0 switches the mechanism off (FedProx mu, weight decay)
+    choices: list[Scalar] | None = None
+    help: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MutableArg:
+        if self.type == "choice":
+            if not self.choices:
+                raise ValueError("a choice arg needs a non-empty 'choices' list")
+            if self.min is not None or self.max is not None or self.log:
+                raise ValueError("a choice arg takes 'choices', not min/max/log")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"a {self.type} arg takes min/max, not 'choices'")
+        if self.min is None or self.max is None:
+            raise ValueError(f"a {self.type} arg needs both 'min' and 'max'")
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        if self.log and self.min <= 0:
+            raise ValueError("a log-scale range needs min > 0")
+        return self
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is not allowed for this arg, or None when it is."""
+        if self.type == "choice":
+            return None if value in (self.choices or []) else f"{value!r} is not one of {self.choices}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{value!r} is not a number"
+        if self.type == "int" and not float(value).is_integer():
+            return f"{value!r} is not an integer"
+        if not math.isfinite(value):
+            return f"{value!r} is not finite"
+        if value == 0 and self.allow_zero:
+            return None
+        if not self.min <= value <= self.max:
+            return f"{value!r} is outside [{self.min:g}, {self.max:g}]"
+        return None
+
+
+class Aggregators(Strict):
+    choices: list[str] = Field(min_length=1)
+
+
+class Surface(Strict):
+    """Paths relative to the workspace root; ``*`` globs allowed in ``protected``."""
+
+    editable: list[str] = Field(min_length=1)
+    protected: list[str] = Field(min_length=1)
+    context: list[str] = []
+
+
+class RunSettings(Strict):
+    timeout_seconds: PositiveInt = 900
+    parallel: PositiveInt = 1
+
+
+class Watchdog(Strict):
+    max_scored_since_reset: PositiveInt = 32
+    min_delta: float = Field(default=0.0005, ge=0)
+
+
+class Repeat(Strict):
+    seeds: list[int] = Field(default=[42, 43, 44, 45, 46], min_length=2)
+
+
+class Profile(Strict):
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str = ""
+    task_dir: str
+    job: str = "job.py"
+    metric: Metric
+    budget: Budget
+    baseline: dict[str, Scalar]
+    mutable: dict[str, MutableArg]
+    aggregators: Aggregators
+    surface: Surface
+    run: RunSettings = RunSettings()
+    smoke: dict[str, Scalar] = {}
+    watchdog: Watchdog = Watchdog()
+    repeat: Repeat = Repeat()
+
+    @model_validator(mode="after")
+    def _args_agree(self) -> Profile:
+        budget_fields = set(Budget.model_fields)
+        for name in self.mutable:
+            if name in budget_fields:
+                raise ValueError(f"mutable.{name}: a fixed budget field cannot be mutable")
+        for name, value in self.baseline.items():
+            if name == "aggregator":
+                if value not in self.aggregators.choices:
+                    raise ValueError(f"baseline.aggregator: {value!r} is not in aggregators.choices")
+                continue
+            if name not in self.mutable:
+                raise ValueError(f"baseline.{name}: unknown arg (declare it under [mutable.{name}])")
+            problem = self.mutable[name].problem(value)
+            if problem:
+                raise ValueError(f"baseline.{name}: {problem}")
+        if "aggregator" not in self.baseline:
+            raise ValueError("baseline.aggregator: missing (one of aggregators.choices)")
+        for name in self.mutable:
+            if name not in self.baseline:
+                raise ValueError(f"baseline.{name}: missing (every mutable arg needs a baseline value)")
+        for name in self.smoke:
+            if name not in budget_fields and name not in self.mutable:
+                raise ValueError(f"smoke.{name}: unknown arg (not a budget field or mutable arg)")
+        return self
+
+    # -- derived views -------------------------------------------------------------------
+
+    @property
+    def maximize(self) -> bool:
+        return self.metric.direction == "maximize"
+
+    def check_args(self, args: dict[str, Scalar]) -> list[str]:
+        """One line per problem with candidate args (unknown, fixed, out of range)."""
+        problems = []
+        budget_fields = set(Budget.model_fields)
+        for name, value in args.items():
+            if name in budget_fields:
+                problems.append(f"{name}: a fixed budget field cannot change")
+            elif name == "aggregator":
+                if value not in self.aggregators.choices:
+                    problems.append(f"aggregator: {value!r} is not one of {self.aggregators.choices}")
+            elif name not in self.mutable:
+                problems.append(f"{name}: not a mutable arg of profile {self.name}")
+            else:
+                problem = self.mutable[name].problem(value)
+                if problem:
+                    problems.append(f"{name}: {problem}")
+        return problems
+
+    def job_flags(self, args: dict[str, Scalar] | None = None, smoke: bool = False) -> list[str]:
+        """Command-line flags for the task's job: budget, then baseline args with ``args`` applied."""
+        values: dict[str, Scalar | list[str]] = dict(self.budget.model_dump())
+        values.update(self.baseline)
+        values.update(args or {})
+        if smoke:
+            values.update(self.smoke)
+        flags = []
+        for name, value in values.items():
+            if isinstance(value, list):
+                value = ",".join(value)
+            flags += [f"--{name}", str(value)]
+        return flags
+
+
+def format_error(error: ValidationError) -> str:
+    """The first problem of a pydantic error as ``field.path: message``."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "missing":
+        message = "missing required field"
+    elif first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif "input" in first and first["type"] not in ("value_error",):
+        message = f"{message} (got {first['input']!r})"
+    return f"{where}: {message}" if where else message
+
+
+def parse_profile(text: str, source: str = "<profile>") -> Profile:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ProfileError(f"{source}: not valid TOML: {error}") from None
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as error:
+        raise ProfileError(f"{source}: {format_error(error)}") from None
+
+
+def profile_path(root: Path, name_or_path: str) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.is_file():
+        return candidate.resolve()
+    return root / "profiles" / f"{name_or_path}.toml"
+
+
+def load_profile(root: Path, name_or_path: str) -> Profile:
+    """Load and validate a profile by name (``profiles/<name>.toml``) or path."""
+    path = profile_path(root, name_or_path)
+    if not path.is_file():
+        available = sorted(p.stem for p in (root / "profiles").glob("*.toml"))
+        raise ProfileError(f"no profile {name_or_path!r} in {root / 'profiles'} (available: {', '.join(available)})")
+    profile = parse_profile(path.read_text(), source=path.name)
+    task_dir = root / profile.task_dir
+    if not (task_dir / profile.job).is_file():
+        raise ProfileError(f"{path.name}: task_dir: {task_dir / profile.job} does not exist")
+    return profile

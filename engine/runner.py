@@ -1,0 +1,166 @@
+"""Running one candidate's NVFlare job as a subprocess and reading its score.
+
+The job runs in its own process group with its own NVFlare workspace and log file; on
+timeout the whole group gets SIGTERM, a grace period, then SIGKILL, so no simulator
+client is left behind. The score is read from NVFlare's own ``cross_val_results.json``,
+not from what the job prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.profile import Profile, Scalar
+from engine.resources import import_root
+
+GRACE_SECONDS = 10.0
+CRASH_SCORE = 0.0
+
+
+@dataclass
+class RunResult:
+    status: str  # "ok", "crash" or "timeout"
+    score: float
+    per_site: dict[str, float]
+    runtime_seconds: float
+    log_path: str
+    result_dir: str | None
+    returncode: int | None
+    log_tail: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def job_command(root: Path, profile: Profile, args: dict[str, Scalar], run_dir: Path, env: str, smoke: bool) -> list[str]:
+    job = root / profile.task_dir / profile.job
+    return [
+        sys.executable,
+        "-u",
+        str(job),
+        *profile.job_flags(args, smoke=smoke),
+        "--env",
+        env,
+        "--workspace",
+        str(run_dir / "nvflare"),
+        "--result_json",
+        str(run_dir / "job_result.json"),
+    ]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM the job's process group, wait ``grace`` seconds, then SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if not _group_alive(process.pid):
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            process.poll()  # reap the leader so it stops counting as a member
+            if not _group_alive(process.pid):
+                return
+            time.sleep(0.1)
+
+
+def _pump(stream, log, tail: deque, on_line) -> None:
+    for line in stream:
+        log.write(line)
+        log.flush()
+        line = line.rstrip("\n")
+        tail.append(line)
+        if on_line is not None:
+            on_line(line)
+
+
+def run_job(
+    root: Path,
+    profile: Profile,
+    args: dict[str, Scalar],
+    run_dir: Path,
+    *,
+    env: str = "sim",
+    smoke: bool = False,
+    timeout: float | None = None,
+    gpu: str | None = None,
+    on_line=None,
+) -> RunResult:
+    """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "job.log"
+    command = job_command(root, profile, args, run_dir, env, smoke)
+    child_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if gpu is not None:
+        child_env["CUDA_VISIBLE_DEVICES"] = gpu
+    timeout = timeout or profile.run.timeout_seconds
+    tail: deque[str] = deque(maxlen=40)
+    started = time.monotonic()
+    timed_out = False
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ " + " ".join(command) + "\n")
+        log.flush()
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
+        pump = threading.Thread(target=_pump, args=(process.stdout, log, tail, on_line), daemon=True)
+        pump.start()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        stop_group(process)  # on timeout, and after a normal exit for any worker left behind
+        pump.join(timeout=5)
+    runtime = time.monotonic() - started
+    returncode = process.returncode
+    if timed_out:
+        return RunResult("timeout", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail),
+                         f"timed out after {timeout:.0f} s")
+    result_file = run_dir / "job_result.json"
+    if returncode != 0 or not result_file.is_file():
+        reason = next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}")
+        return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), reason)
+    return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
+
+
+def _score(root, profile, result_file, runtime, log_path, returncode, tail) -> RunResult:
+    """Re-read the score from NVFlare's results with the workspace's protected scoring code."""
+    import_root(root)
+    from tasks.shared.scoring import final_score
+
+    reported = json.loads(result_file.read_text())
+    clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
+    try:
+        score, per_site = final_score(reported["result_dir"], profile.metric.name, clients)
+    except (OSError, ValueError, KeyError) as error:
+        return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, tail, str(error))
+    return RunResult("ok", score, per_site, runtime, str(log_path), reported["result_dir"], returncode, tail)

@@ -1,0 +1,1 @@
+"""NVFlare task folders: the FL code a campaign mutates, one folder per benchmark task."""

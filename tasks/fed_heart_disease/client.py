@@ -1,0 +1,103 @@
+"""Fed-Heart-Disease client: NVFlare Client API, FLamby's local recipe.
+
+Each round: receive the global model, load it strictly, take ``--local_steps`` optimiser
+updates on this hospital's training split, and send the weight DIFF with the number of
+steps taken. On an evaluate task, send the accuracy of the received model on the
+hospital's test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+
+import nvflare.client as flare
+import torch
+from nvflare.app_common.abstract.fl_model import ParamsType
+
+from tasks.fed_heart_disease.data import load_site
+from tasks.fed_heart_disease.model import DEFAULT_ARCH, build_model
+from tasks.shared.evaluation import accuracy
+from tasks.shared.training import (
+    SCAFFOLD_CTRL_DIFF,
+    ScaffoldState,
+    batches,
+    compute_model_diff,
+    local_train,
+    make_optimizer,
+    seed_everything,
+    site_seed,
+    state_from_params,
+)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model_arch", default=DEFAULT_ARCH)
+    parser.add_argument("--max_model_params", type=int, default=0)
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    parser.add_argument("--lr", type=float, default=0.001)
+    parser.add_argument("--momentum", type=float, default=0.0)
+    parser.add_argument("--weight_decay", type=float, default=0.0)
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--local_steps", type=int, default=100)
+    parser.add_argument("--fedprox_mu", type=float, default=0.0)
+    parser.add_argument("--scaffold", action="store_true")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    flare.init()
+    site_name = flare.get_site_name()
+    seed = site_seed(args.seed, site_name)
+    seed_everything(seed)
+
+    site = load_site(site_name)
+    train_x, train_y = torch.from_numpy(site.train.features), torch.from_numpy(site.train.labels)
+    test_x, test_y = torch.from_numpy(site.test.features), torch.from_numpy(site.test.labels)
+    data = batches(train_x, train_y, args.batch_size, torch.Generator().manual_seed(seed))
+
+    model = build_model(args.model_arch, args.max_model_params)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, args.weight_decay)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    scaffold = ScaffoldState(model) if args.scaffold else None
+    print(f"{site_name} ({site.hospital}): seed={seed} train={len(train_y)} test={len(test_y)}")
+
+    while flare.is_running():
+        input_model = flare.receive()
+        global_state = state_from_params(input_model.params)
+        model.load_state_dict(global_state, strict=True)
+
+        if flare.is_evaluate():
+            flare.send(flare.FLModel(metrics={"accuracy": accuracy(model, test_x, test_y)}))
+            continue
+
+        global_accuracy = accuracy(model, test_x, test_y)
+        global_model = copy.deepcopy(model).requires_grad_(False)
+        meta = {"NUM_STEPS_CURRENT_ROUND": args.local_steps}
+        if scaffold is not None:
+            scaffold.receive(input_model.meta)
+        loss = local_train(
+            model, global_model, data, args.local_steps, optimizer, loss_fn, args.fedprox_mu, scaffold
+        )
+        if scaffold is not None:
+            lr = optimizer.param_groups[0]["lr"]
+            meta[SCAFFOLD_CTRL_DIFF] = scaffold.update(model, global_state, args.local_steps, lr)
+        print(
+            f"{site_name} round {input_model.current_round}: global_accuracy={global_accuracy:.4f} "
+            f"train_loss={loss:.4f}"
+        )
+        flare.send(
+            flare.FLModel(
+                params=compute_model_diff(model, global_state),
+                params_type=ParamsType.DIFF,
+                metrics={"accuracy": global_accuracy},
+                meta=meta,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

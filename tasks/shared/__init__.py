@@ -1,0 +1,1 @@
+"""Code shared by every task: server aggregators, client training helpers, the metric."""

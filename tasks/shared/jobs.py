@@ -1,0 +1,129 @@
+"""Running a task's recipe on an NVFlare environment and reporting its score.
+
+Shared by every task's ``job.py`` so that all tasks run, find their results and print
+their score the same way. ``--env sim`` (default) uses ``SimEnv``; ``--env poc`` starts
+real NVFlare server and client processes on localhost with ``PocEnv`` and copies the
+result out before NVFlare removes its POC workspace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from tasks.shared.aggregators import AGGREGATOR_CHOICES, build_aggregator
+from tasks.shared.scoring import final_score
+
+TASKS_ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Arguments every task's job takes: environment, output, aggregation."""
+    parser.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
+    parser.add_argument("--workspace", default=None, help="NVFlare workspace root (default: a temp dir)")
+    parser.add_argument("--result_json", default=None, help="write the score and result directory here")
+    parser.add_argument("--name", default=None, help="NVFlare job name")
+    parser.add_argument("--final_eval_clients", default="all", help="comma-separated site names, or all")
+    parser.add_argument("--aggregator", choices=AGGREGATOR_CHOICES, default="weighted")
+    parser.add_argument("--server_lr", type=float, default=1.0)
+    parser.add_argument("--server_momentum", type=float, default=0.9)
+    parser.add_argument("--fedadam_beta1", type=float, default=0.9)
+    parser.add_argument("--fedadam_beta2", type=float, default=0.99)
+    parser.add_argument("--fedadam_tau", type=float, default=1e-3)
+
+
+def aggregator_from_args(args: argparse.Namespace):
+    return build_aggregator(
+        args.aggregator,
+        server_lr=args.server_lr,
+        server_momentum=args.server_momentum,
+        beta1=args.fedadam_beta1,
+        beta2=args.fedadam_beta2,
+        tau=args.fedadam_tau,
+    )
+
+
+def train_args_string(values: dict) -> str:
+    """``--key value`` pairs for the client script; booleans become bare flags when true."""
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, bool):
+            if value:
+                parts.append(f"--{key}")
+        else:
+            parts.append(f"--{key} {value}")
+    return " ".join(parts)
+
+
+def eval_clients(spec: str, num_clients: int) -> list[str] | None:
+    if spec.strip().lower() == "all":
+        return None
+    clients = [item.strip() for item in spec.split(",") if item.strip()]
+    known = {f"site-{i}" for i in range(1, num_clients + 1)}
+    unknown = [c for c in clients if c not in known]
+    if unknown or not clients:
+        raise SystemExit(f"error: --final_eval_clients names unknown clients {unknown or spec!r}")
+    return clients
+
+
+def make_importable() -> None:
+    """NVFlare starts client and server processes of its own: they must import ``tasks``."""
+    root = str(TASKS_ROOT)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
+    """Execute ``recipe`` on the chosen environment, print and return its score summary."""
+    from nvflare.recipe import PocEnv, SimEnv, add_final_global_evaluation
+
+    make_importable()
+    clients = eval_clients(args.final_eval_clients, num_clients)
+    add_final_global_evaluation(recipe, participating_clients=clients)
+    workspace = Path(args.workspace or Path(os.environ.get("TMPDIR", "/tmp")) / "afr-nvflare").resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    if args.env == "sim":
+        run_handle = recipe.execute(SimEnv(num_clients=num_clients, workspace_root=str(workspace)))
+        result_dir = Path(run_handle.get_result())
+        status = run_handle.get_status()
+    else:
+        os.environ.setdefault("NVFLARE_POC_WORKSPACE", str(workspace / "poc"))
+        env = PocEnv(num_clients=num_clients)
+        run_handle = recipe.execute(env)
+        poc_result = run_handle.get_result(clean_up=False)
+        status = run_handle.get_status()
+        result_dir = workspace / "poc_results" / run_handle.get_job_id()
+        try:
+            if poc_result is None:
+                raise RuntimeError(f"POC job ended without a result (status {status})")
+            shutil.copytree(poc_result, result_dir, dirs_exist_ok=True)
+        finally:
+            env.stop(clean_up=True)
+    score, per_site = final_score(result_dir, "accuracy", clients)
+    summary = {
+        "score": score,
+        "metric": "accuracy",
+        "per_site": per_site,
+        "result_dir": str(result_dir),
+        "status": status,
+        "env": args.env,
+        "wall_seconds": round(time.time() - started, 3),
+    }
+    if args.result_json:
+        out = Path(args.result_json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, out)
+    print(f"Results: {result_dir}")
+    print(f"score: {score:.6f}")
+    return summary
