@@ -92,12 +92,22 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     for client in summary["clients"]:
         table.add_row(
-            client["client"], client["source"], str(client["train"]), str(client["test"]),
-            balance(client["train_classes"]), balance(client["test_classes"]),
+            client["client"],
+            client["source"],
+            str(client["train"]),
+            str(client["test"]),
+            balance(client["train_classes"]),
+            balance(client["test_classes"]),
         )
     table.add_section()
-    table.add_row("total", f"{summary.get('users', '')} users" if "users" in summary else "",
-                  str(summary["total_train"]), str(summary["total_test"]), "", "")
+    table.add_row(
+        "total",
+        f"{summary.get('users', '')} users" if "users" in summary else "",
+        str(summary["total_train"]),
+        str(summary["total_test"]),
+        "",
+        "",
+    )
     Console().print(table)
     return 0
 
@@ -109,12 +119,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile = load_profile(root, args.profile)
     run_dir = root / ".afr" / "baseline" / profile.name
     print(f"afr: running the {profile.name} baseline in {root} (log: {run_dir / 'job.log'})", flush=True)
-    result = run_job(root, profile, {}, run_dir, env=args.env, smoke=args.smoke,
-                     on_line=lambda line: print(line, flush=True) if "round" in line or "score" in line else None)
+    result = run_job(
+        root,
+        profile,
+        {},
+        run_dir,
+        env=args.env,
+        smoke=args.smoke,
+        on_line=lambda line: print(line, flush=True) if "round" in line or "score" in line else None,
+    )
     if result.status != "ok":
         raise UsageError(f"baseline {result.status}: {result.error} (log: {result.log_path})")
     sites = " ".join(f"{site}={value:.4f}" for site, value in result.per_site.items())
-    print(f"afr: {profile.name} baseline {profile.metric.name} {result.score:.6f} in {result.runtime_seconds:.0f} s ({sites})")
+    print(
+        f"afr: {profile.name} baseline {profile.metric.name} {result.score:.6f} in {result.runtime_seconds:.0f} s ({sites})"
+    )
     return 0
 
 

@@ -192,9 +192,16 @@ class Profile(Strict):
                     problems.append(f"{name}: {problem}")
         return problems
 
-    def job_flags(self, args: dict[str, Scalar] | None = None, smoke: bool = False) -> list[str]:
-        """Command-line flags for the task's job: budget, then baseline args with ``args`` applied."""
+    def job_flags(
+        self, args: dict[str, Scalar] | None = None, smoke: bool = False, seed: int | None = None
+    ) -> list[str]:
+        """Command-line flags for the task's job: budget, then baseline args with ``args`` applied.
+
+        ``seed`` replaces the budget's seed (seed repeats change nothing else).
+        """
         values: dict[str, Scalar | list[str]] = dict(self.budget.model_dump())
+        if seed is not None:
+            values["seed"] = seed
         values.update(self.baseline)
         values.update(args or {})
         if smoke:
@@ -244,7 +251,9 @@ def load_profile(root: Path, name_or_path: str) -> Profile:
     path = profile_path(root, name_or_path)
     if not path.is_file():
         available = sorted(p.stem for p in (root / "profiles").glob("*.toml"))
-        raise ProfileError(f"no profile {name_or_path!r} in {root / 'profiles'} (available: {', '.join(available)})")
+        raise ProfileError(
+            f"no profile {name_or_path!r} in {root / 'profiles'} (available: {', '.join(available)})"
+        )
     profile = parse_profile(path.read_text(), source=path.name)
     task_dir = root / profile.task_dir
     if not (task_dir / profile.job).is_file():

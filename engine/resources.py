@@ -29,7 +29,9 @@ def resolve_root(workspace: str | Path | None) -> Path:
     if workspace is not None:
         root = Path(workspace).expanduser().resolve()
         if not is_workspace(root):
-            raise FileNotFoundError(f"{root} is not an afr workspace (no profiles/ and tasks/); run `afr init {root}`")
+            raise FileNotFoundError(
+                f"{root} is not an afr workspace (no profiles/ and tasks/); run `afr init {root}`"
+            )
         return root
     cwd = Path.cwd()
     return cwd if is_workspace(cwd) else bundle_root()

@@ -1,28 +1,32 @@
 """Running one candidate's NVFlare job as a subprocess and reading its score.
 
-The job runs in its own process group with its own NVFlare workspace and log file; on
-timeout the whole group gets SIGTERM, a grace period, then SIGKILL, so no simulator
-client is left behind. The score is read from NVFlare's own ``cross_val_results.json``,
+The job runs in its own session with its own NVFlare workspace and log file; on timeout
+every process of the run gets SIGTERM, a grace period, then SIGKILL, so no simulator
+server or client is left behind. The score is read from NVFlare's own ``cross_val_results.json``,
 not from what the job prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import psutil
 
 from engine.profile import Profile, Scalar
 from engine.resources import import_root
 
 GRACE_SECONDS = 10.0
+RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
 CRASH_SCORE = 0.0
 
 
@@ -42,13 +46,21 @@ class RunResult:
         return asdict(self)
 
 
-def job_command(root: Path, profile: Profile, args: dict[str, Scalar], run_dir: Path, env: str, smoke: bool) -> list[str]:
+def job_command(
+    root: Path,
+    profile: Profile,
+    args: dict[str, Scalar],
+    run_dir: Path,
+    env: str,
+    smoke: bool,
+    seed: int | None = None,
+) -> list[str]:
     job = root / profile.task_dir / profile.job
     return [
         sys.executable,
         "-u",
         str(job),
-        *profile.job_flags(args, smoke=smoke),
+        *profile.job_flags(args, smoke=smoke, seed=seed),
         "--env",
         env,
         "--workspace",
@@ -58,31 +70,35 @@ def job_command(root: Path, profile: Profile, args: dict[str, Scalar], run_dir: 
     ]
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def processes_of_run(token: str) -> list[psutil.Process]:
+    """Every live process started for the run marked ``token``.
 
-
-def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM the job's process group, wait ``grace`` seconds, then SIGKILL what is left."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        if not _group_alive(process.pid):
-            return
+    NVFlare's simulator puts its server and workers in process groups of their own, and
+    they outlive a killed parent, so the runner marks the job's environment and finds the
+    whole family by that mark rather than by process group or parentage.
+    """
+    found = []
+    for process in psutil.process_iter():
         try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            process.poll()  # reap the leader so it stops counting as a member
-            if not _group_alive(process.pid):
-                return
-            time.sleep(0.1)
+            if process.environ().get(RUN_TOKEN_VAR) == token:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM every process of the run, wait ``grace`` seconds, then SIGKILL the rest."""
+    family = processes_of_run(token)
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(family, timeout=grace)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=5)
+    process.poll()
 
 
 def _pump(stream, log, tail: deque, on_line) -> None:
@@ -105,13 +121,15 @@ def run_job(
     smoke: bool = False,
     timeout: float | None = None,
     gpu: str | None = None,
+    seed: int | None = None,
     on_line=None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job."""
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
-    command = job_command(root, profile, args, run_dir, env, smoke)
-    child_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    command = job_command(root, profile, args, run_dir, env, smoke, seed)
+    token = uuid.uuid4().hex
+    child_env = dict(os.environ, PYTHONUNBUFFERED="1", **{RUN_TOKEN_VAR: token})
     if gpu is not None:
         child_env["CUDA_VISIBLE_DEVICES"] = gpu
     timeout = timeout or profile.run.timeout_seconds
@@ -138,17 +156,30 @@ def run_job(
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
-        stop_group(process)  # on timeout, and after a normal exit for any worker left behind
+        stop_run(process, token)  # on timeout, and after a normal exit for any worker left behind
         pump.join(timeout=5)
     runtime = time.monotonic() - started
     returncode = process.returncode
     if timed_out:
-        return RunResult("timeout", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail),
-                         f"timed out after {timeout:.0f} s")
+        return RunResult(
+            "timeout",
+            CRASH_SCORE,
+            {},
+            runtime,
+            str(log_path),
+            None,
+            returncode,
+            list(tail),
+            f"timed out after {timeout:.0f} s",
+        )
     result_file = run_dir / "job_result.json"
     if returncode != 0 or not result_file.is_file():
-        reason = next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}")
-        return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), reason)
+        reason = next(
+            (line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"
+        )
+        return RunResult(
+            "crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), reason
+        )
     return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
 
 

@@ -44,10 +44,7 @@ def main() -> None:
     args = parse_args()
     if args.n_clients != NUM_CLIENTS:
         raise SystemExit(f"error: Fed-Heart-Disease has exactly {NUM_CLIENTS} hospitals")
-    import torch
-
-    torch.manual_seed(args.seed)
-    model = build_model(args.model_arch, args.max_model_params)
+    model = build_model(args.model_arch, args.max_model_params, seed=args.seed)
     print(f"model {args.model_arch}: {count_parameters(model)} parameters")
     client_args = {
         "seed": args.seed,

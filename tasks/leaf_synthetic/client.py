@@ -86,9 +86,10 @@ def main() -> None:
         if scaffold is not None:
             lr = optimizer.param_groups[0]["lr"]
             meta[SCAFFOLD_CTRL_DIFF] = scaffold.update(model, global_state, steps, lr)
+        scaffold_note = f" scaffold_c_norm={scaffold.server_norm():.6f}" if scaffold is not None else ""
         print(
             f"{site_name} round {input_model.current_round}: global_accuracy={global_accuracy:.4f} "
-            f"train_loss={loss:.4f}"
+            f"train_loss={loss:.4f}{scaffold_note}"
         )
         flare.send(
             flare.FLModel(

@@ -117,7 +117,9 @@ def user_split(user: int, count: int) -> tuple[np.ndarray, np.ndarray]:
 def load_site(site_name: str, num_clients: int) -> Site:
     number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
     if not 1 <= number <= num_clients:
-        raise ValueError(f"LEAF Synthetic with {num_clients} clients has site-1..site-{num_clients}, not {site_name!r}")
+        raise ValueError(
+            f"LEAF Synthetic with {num_clients} clients has site-1..site-{num_clients}, not {site_name!r}"
+        )
     features, labels = load_users()
     users = tuple(u for u in range(NUM_TASKS) if u % num_clients == number - 1)
     parts: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}

@@ -41,10 +41,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    import torch
-
-    torch.manual_seed(args.seed)
-    model = build_model(args.model_arch, args.max_model_params)
+    model = build_model(args.model_arch, args.max_model_params, seed=args.seed)
     print(f"model {args.model_arch}: {count_parameters(model)} parameters")
     client_args = {
         "num_clients": args.n_clients,

@@ -69,7 +69,9 @@ class MetricMean:
                 self._weights[key] = self._weights.get(key, 0.0) + weight
 
     def mean(self) -> dict[str, float]:
-        return {key: total / self._weights[key] for key, total in self._sums.items() if self._weights[key] > 0}
+        return {
+            key: total / self._weights[key] for key, total in self._sums.items() if self._weights[key] > 0
+        }
 
 
 class WeightedAggregator(ModelAggregator):
@@ -108,7 +110,9 @@ class WeightedAggregator(ModelAggregator):
 
     def _diff_model(self, update: dict[str, np.ndarray], meta: dict | None = None) -> FLModel:
         params = {key: _like(value, self._refs[key]) for key, value in update.items()}
-        return FLModel(params=params, params_type=ParamsType.DIFF, metrics=self._metrics.mean(), meta=meta or {})
+        return FLModel(
+            params=params, params_type=ParamsType.DIFF, metrics=self._metrics.mean(), meta=meta or {}
+        )
 
 
 class FedAvgMAggregator(WeightedAggregator):

@@ -51,7 +51,10 @@ def batches(
 
 def state_from_params(params: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The received global parameters as CPU tensors, ready for ``load_state_dict``."""
-    return {key: torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value) for key, value in params.items()}
+    return {
+        key: torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value)
+        for key, value in params.items()
+    }
 
 
 def compute_model_diff(model: nn.Module, global_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -64,9 +67,7 @@ def compute_model_diff(model: nn.Module, global_state: dict[str, torch.Tensor]) 
     missing = set(global_state) ^ set(local_state)
     if missing:
         raise ValueError(f"local and global models disagree on parameters: {sorted(missing)}")
-    return {
-        key: local_state[key].detach().cpu() - global_state[key].detach().cpu() for key in global_state
-    }
+    return {key: local_state[key].detach().cpu() - global_state[key].detach().cpu() for key in global_state}
 
 
 class ScaffoldState:
@@ -86,6 +87,10 @@ class ScaffoldState:
             if name not in self.server:
                 raise ValueError(f"SCAFFOLD control for unknown parameter {name!r}")
             self.server[name] = torch.as_tensor(np.asarray(value), dtype=self.server[name].dtype)
+
+    def server_norm(self) -> float:
+        """L2 norm of the server control received last (0 before the first aggregation)."""
+        return float(sum(float(c.pow(2).sum()) for c in self.server.values()) ** 0.5)
 
     @torch.no_grad()
     def correct(self, model: nn.Module, lr: float) -> None:
@@ -107,7 +112,9 @@ class ScaffoldState:
         return diff
 
 
-def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params, lr: float, momentum: float, weight_decay: float
+) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":

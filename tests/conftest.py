@@ -1,0 +1,26 @@
+"""Shared fixtures: the checkout as workspace, and an isolated data cache per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.resources import bundle_root, import_root
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    os.environ["AFR_DATA_CACHE"] = str(tmp_path_factory.mktemp("afr-cache"))
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    yield
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    assert bundle_root() == ROOT
+    import_root(ROOT)
+    return ROOT

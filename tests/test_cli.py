@@ -1,0 +1,105 @@
+"""The ``afr`` command as a user runs it: a real subprocess, real output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import git
+
+from engine import __version__
+
+
+def afr(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_help_and_version(root):
+    done = afr("--help", cwd=root)
+    assert done.returncode == 0
+    for command in ("init", "data", "run"):
+        assert command in done.stdout
+    version = afr("--version", cwd=root)
+    assert version.returncode == 0 and version.stdout.strip() == f"afr {__version__}"
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "afr"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and __version__ in done.stdout
+
+
+def test_data_heart_json_gives_flamby_sizes(root):
+    done = afr("data", "fed_heart_disease", "--json", cwd=root)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert [(c["train"], c["test"]) for c in summary["clients"]] == [
+        (199, 104),
+        (172, 89),
+        (30, 16),
+        (85, 45),
+    ]
+    assert [c["source"] for c in summary["clients"]] == ["cleveland", "hungarian", "switzerland", "va"]
+    assert summary["clients"][2]["train_classes"] == {"0": 0, "1": 30}
+    assert summary["total_samples"] == 740
+
+
+def test_data_leaf_json_reports_all_users(root):
+    done = afr("data", "leaf_synthetic", "--json", cwd=root)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["total_samples"] == 107_553
+    assert summary["users"] == 1000
+    assert len(summary["clients"]) == 8
+    for client in summary["clients"]:
+        assert sum(client["train_classes"].values()) == client["train"]
+
+
+def test_data_table_is_readable(root):
+    done = afr("data", "fed_heart_disease", cwd=root)
+    assert done.returncode == 0
+    assert "switzerland" in done.stdout and "740 samples" in done.stdout
+
+
+def test_unknown_profile_is_one_line_error(root):
+    done = afr("data", "no_such_task", cwd=root)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "no profile 'no_such_task'" in done.stderr and "fed_heart_disease" in done.stderr
+
+
+def test_init_makes_a_committed_workspace(tmp_path):
+    target = tmp_path / "ws"
+    done = afr("init", str(target))
+    assert done.returncode == 0, done.stderr
+    repo = git.Repo(target)
+    tracked = set(repo.git.ls_files().splitlines())
+    assert "program.md" in tracked and "profiles/fed_heart_disease.toml" in tracked
+    assert "tasks/fed_heart_disease/uci_data/processed.va.data" in tracked
+    assert not any("__pycache__" in path for path in tracked)
+    assert not repo.is_dirty(untracked_files=True)
+    assert ".afr/" in (target / ".gitignore").read_text()
+    # The workspace answers from its own copy of the tasks.
+    data = afr("data", "fed_heart_disease", "--json", "--workspace", str(target))
+    assert data.returncode == 0 and json.loads(data.stdout)["total_samples"] == 740
+    # Again: refused unless --exist-ok; a non-empty foreign folder is never overwritten.
+    again = afr("init", str(target))
+    assert again.returncode == 2 and "already an afr workspace" in again.stderr
+    assert afr("init", str(target), "--exist-ok").returncode == 0
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep me")
+    refused = afr("init", str(foreign))
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+    assert (foreign / "mine.txt").read_text() == "keep me"
+
+
+def test_bad_arguments_exit_2_without_traceback(root):
+    done = afr("data", cwd=root)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    done = afr("run", "fed_heart_disease", "--env", "cloud", cwd=root)
+    assert done.returncode == 2 and "invalid choice" in done.stderr

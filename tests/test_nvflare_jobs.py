@@ -1,0 +1,103 @@
+"""Real NVFlare jobs of both tasks at small budgets: SimEnv, PocEnv, and the runner's timeout."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from engine.profile import load_profile
+from engine.runner import run_job
+
+pytestmark = pytest.mark.nvflare
+
+
+def leftover_processes(marker: str) -> list[str]:
+    """Command lines of live processes that mention ``marker`` (a run's own folder)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if marker in cmdline:
+            found.append(cmdline[:160])
+    return found
+
+
+def assert_scored(result, sites: int):
+    assert result.status == "ok", f"{result.error}\n" + "\n".join(result.log_tail[-20:])
+    assert 0.0 < result.score <= 1.0
+    assert len(result.per_site) == sites
+    assert result.score == pytest.approx(sum(result.per_site.values()) / sites)
+
+
+def test_heart_baseline_runs_directly_and_through_the_runner_with_one_score(root, tmp_path):
+    profile = load_profile(root, "fed_heart_disease")
+    result = run_job(root, profile, {}, tmp_path / "runner", smoke=True)
+    assert_scored(result, sites=4)
+    log = Path(result.log_path).read_text()
+    assert f"score: {result.score:.6f}" in log
+    assert "round 0: global_accuracy=" in log
+    # The same job run by hand, as a researcher would, prints the same score: the initial
+    # model and every client's data order follow from the seed alone.
+    command = [
+        sys.executable,
+        str(root / profile.task_dir / "job.py"),
+        *profile.job_flags(smoke=True),
+        "--workspace",
+        str(tmp_path / "direct"),
+    ]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    printed = float(re.search(r"^score: ([0-9.]+)$", done.stdout, re.M).group(1))
+    assert printed == pytest.approx(result.score, abs=1e-6)
+    assert leftover_processes(str(tmp_path)) == []
+
+
+def test_heart_scaffold_carries_control_variates_through_nvflare(root, tmp_path):
+    profile = load_profile(root, "fed_heart_disease")
+    two_rounds = profile.model_copy(update={"smoke": {"num_rounds": 2, "local_steps": 10}})
+    result = run_job(root, two_rounds, {"aggregator": "scaffold"}, tmp_path, smoke=True)
+    assert_scored(result, sites=4)
+    norms = {
+        int(round_): float(norm)
+        for round_, norm in re.findall(
+            r"round (\d+): .* scaffold_c_norm=([0-9.]+)", Path(result.log_path).read_text()
+        )
+    }
+    # Round 0 starts from zero controls; the server's aggregated control reaches round 1.
+    assert norms[0] == 0.0
+    assert norms[1] > 0.0
+
+
+def test_leaf_synthetic_fedadam_on_four_clients(root, tmp_path):
+    profile = load_profile(root, "leaf_synthetic")
+    four = profile.model_copy(update={"budget": profile.budget.model_copy(update={"n_clients": 4})})
+    result = run_job(root, four, {"aggregator": "fedadam", "server_lr": 0.03}, tmp_path, smoke=True)
+    assert_scored(result, sites=4)
+    summary = json.loads((tmp_path / "job_result.json").read_text())
+    assert summary["env"] == "sim" and summary["per_site"].keys() == result.per_site.keys()
+
+
+def test_heart_on_poc_env_with_real_processes(root, tmp_path):
+    profile = load_profile(root, "fed_heart_disease")
+    result = run_job(root, profile, {}, tmp_path, env="poc", smoke=True, timeout=400)
+    assert_scored(result, sites=4)
+    summary = json.loads((tmp_path / "job_result.json").read_text())
+    assert summary["env"] == "poc"
+    # The result was copied out before NVFlare removed its POC workspace.
+    assert (tmp_path / "nvflare" / "poc_results").is_dir()
+    assert not (tmp_path / "nvflare" / "poc").exists() or not any((tmp_path / "nvflare" / "poc").iterdir())
+    assert leftover_processes(str(tmp_path)) == []
+
+
+def test_timeout_kills_the_whole_job(root, tmp_path):
+    profile = load_profile(root, "fed_heart_disease")
+    result = run_job(root, profile, {}, tmp_path, timeout=12)
+    assert result.status == "timeout"
+    assert result.score == 0.0 and "timed out after 12 s" in result.error
+    assert result.runtime_seconds < 12 + 20
+    assert leftover_processes(str(tmp_path)) == []
