@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from engine import __version__
+from engine.campaign import CampaignError
+from engine.ledger import LedgerError
 from engine.profile import ProfileError, load_profile
 from engine.resources import import_root, resolve_root
 
@@ -35,14 +37,49 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--json", action="store_true", help="print JSON instead of a table")
     data.set_defaults(handler=cmd_data)
 
-    run = commands.add_parser("run", help="run a campaign (for now: the profile's baseline job)")
-    run.add_argument("profile", nargs="?", default="fed_heart_disease")
+    run = commands.add_parser("run", help="start a campaign")
+    run.add_argument("--profile", default="fed_heart_disease", help="profile name or path")
     run.add_argument("--workspace", type=Path, default=None)
+    run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
     run.add_argument("--proposer", choices=["scripted"], default="scripted")
-    run.add_argument("--headless", action="store_true", help="console output instead of the cockpit")
+    run.add_argument("--max-candidates", type=positive_int, default=30)
+    run.add_argument("--max-hours", type=positive_float, default=None)
+    run.add_argument("--parallel", type=positive_int, default=1)
+    run.add_argument("--approval", choices=["auto", "manual"], default="auto")
+    run.add_argument("--seed", type=int, default=None, help="proposer seed (default: the profile's seed)")
+    run.add_argument("--headless", action="store_true", help="console view instead of the cockpit")
     run.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
-    run.add_argument("--smoke", action="store_true", help="use the profile's smoke budget")
+    run.add_argument(
+        "--smoke", action="store_true", help="use the profile's smoke budget for every candidate"
+    )
     run.set_defaults(handler=cmd_run)
+
+    resume = commands.add_parser("resume", help="continue a campaign after a stop or crash")
+    resume.add_argument("tag", nargs="?", default=None)
+    resume.add_argument("--workspace", type=Path, default=None)
+    resume.add_argument("--headless", action="store_true")
+    resume.set_defaults(handler=cmd_resume)
+
+    status = commands.add_parser("status", help="a campaign's progress")
+    status.add_argument("tag", nargs="?", default=None)
+    status.add_argument("--workspace", type=Path, default=None)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    diff = commands.add_parser("diff", help="a candidate's change against its parent, and its args")
+    diff.add_argument("candidate", help="candidate id, e.g. c007")
+    diff.add_argument("--tag", default=None)
+    diff.add_argument("--workspace", type=Path, default=None)
+    diff.set_defaults(handler=cmd_diff)
+
+    validate = commands.add_parser("validate", help="run the guard on the workspace's uncommitted changes")
+    validate.add_argument("--profile", default="fed_heart_disease")
+    validate.add_argument("--workspace", type=Path, default=None)
+    validate.set_defaults(handler=cmd_validate)
+
+    listing = commands.add_parser("list", help="campaigns in this workspace")
+    listing.add_argument("--workspace", type=Path, default=None)
+    listing.set_defaults(handler=cmd_list)
     return parser
 
 
@@ -112,28 +149,175 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from engine.runner import run_job
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
 
-    root = resolve_root(args.workspace)
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def workspace_root(path: Path | None) -> Path:
+    """A campaign needs a git workspace; the current folder or --workspace."""
+    root = resolve_root(path)
+    if not (root / ".git").exists():
+        raise UsageError(f"{root} is not a git repository; make a workspace with `afr init DIR`")
+    return root
+
+
+def _drive(campaign, action, headless: bool) -> int:
+    from engine.console import ConsoleView
+    from engine.events import Command, CommandType
+
+    if not headless:
+        print("afr: the cockpit is not available yet; showing the headless view", file=sys.stderr)
+    view = ConsoleView(campaign)
+    try:
+        view.run(action)
+    except KeyboardInterrupt:
+        campaign.command(Command(CommandType.STOP, note="Ctrl-C"))
+        campaign.kill_running()
+        print(f"afr: interrupted; continue with `afr resume {campaign.tag}`", file=sys.stderr)
+        return 130
+    from engine.status import summary
+
+    info = summary(campaign.root, campaign.tag)
+    best = "" if info["best"] is None else f", baseline {info['baseline']:.6f}, best {info['best']:.6f}"
+    print(
+        f"afr: {campaign.tag} {info['state']}: {info['candidates']} candidates, {info['kept']} kept, "
+        f"{info['crashes']} crashes{best}"
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from engine.campaign import Campaign, CampaignOptions
+    from engine.proposers.scripted import ScriptedProposer
+    from engine.status import default_tag, tag_problem
+
+    root = workspace_root(args.workspace)
     profile = load_profile(root, args.profile)
-    run_dir = root / ".afr" / "baseline" / profile.name
-    print(f"afr: running the {profile.name} baseline in {root} (log: {run_dir / 'job.log'})", flush=True)
-    result = run_job(
-        root,
-        profile,
-        {},
-        run_dir,
+    tag = args.tag or default_tag(root, profile.name)
+    problem = tag_problem(tag)
+    if problem:
+        raise UsageError(problem)
+    options = CampaignOptions(
+        max_candidates=args.max_candidates,
+        max_hours=args.max_hours,
+        parallel=args.parallel,
+        approval=args.approval,
         env=args.env,
         smoke=args.smoke,
-        on_line=lambda line: print(line, flush=True) if "round" in line or "score" in line else None,
+        seed=profile.budget.seed if args.seed is None else args.seed,
     )
-    if result.status != "ok":
-        raise UsageError(f"baseline {result.status}: {result.error} (log: {result.log_path})")
-    sites = " ".join(f"{site}={value:.4f}" for site, value in result.per_site.items())
-    print(
-        f"afr: {profile.name} baseline {profile.metric.name} {result.score:.6f} in {result.runtime_seconds:.0f} s ({sites})"
+    campaign = Campaign(root, profile, tag, options, ScriptedProposer(), gpus=gpu_ids())
+    print(f"afr: campaign {tag} on {profile.name} in {root} (branch autoresearch/{tag})", flush=True)
+    return _drive(campaign, campaign.start, args.headless)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.campaign import Campaign, CampaignOptions, campaign_dir
+    from engine.proposers.scripted import ScriptedProposer
+    from engine.status import resolve_tag
+
+    root = workspace_root(args.workspace)
+    tag = resolve_tag(root, args.tag)
+    meta = json.loads((campaign_dir(root, tag) / "campaign.json").read_text())
+    profile = load_profile(root, meta["profile"])
+    campaign = Campaign(
+        root, profile, tag, CampaignOptions(**meta["options"]), ScriptedProposer(), gpus=gpu_ids()
     )
+    print(f"afr: resuming {tag}", flush=True)
+    return _drive(campaign, campaign.resume, args.headless)
+
+
+def gpu_ids() -> list[str]:
+    """One entry per visible NVIDIA GPU (NVML), for pinning one candidate per GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver, no GPU: candidates run on the CPU
+        return []
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from engine.console import print_status
+    from engine.status import resolve_tag, summary
+
+    root = workspace_root(args.workspace)
+    info = summary(root, resolve_tag(root, args.tag))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print_status(info)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from engine.status import list_tags, summary
+
+    root = workspace_root(args.workspace)
+    tags = list_tags(root)
+    if not tags:
+        print("no campaigns yet; start one with `afr run`")
+    for tag in tags:
+        info = summary(root, tag)
+        best = "-" if info["best"] is None else f"{info['best']:.4f}"
+        print(
+            f"{tag:<40} {info['profile']:<20} {info['state']:<18} {info['candidates']:>4} cand  best {best}"
+        )
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import git
+
+    from engine.ledger import Ledger
+    from engine.status import campaigns_root, resolve_tag
+
+    root = workspace_root(args.workspace)
+    tag = resolve_tag(root, args.tag)
+    record = Ledger(campaigns_root(root) / tag).latest_candidates().get(args.candidate)
+    if record is None:
+        raise UsageError(f"no candidate {args.candidate!r} in campaign {tag}")
+    print(f"{record['id']} [{record['status']}] {record['description']}")
+    for name, (old, new) in sorted((record.get("arg_changes") or {}).items()):
+        print(f"  {name}: {old} -> {new}")
+    if record.get("error"):
+        print(f"  reason: {record['error']}")
+    commit, parent = record.get("commit"), record.get("parent")
+    if commit and parent and commit != parent:
+        print(git.Repo(root).git.diff(parent, commit, "--", ".", ":(exclude)results.tsv"))
+    else:
+        print("  (no code change: args only)")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from engine.guard import protected_files, validate
+    from engine.workspace import changed_paths, committed_hashes
+
+    root = workspace_root(args.workspace)
+    profile = load_profile(root, args.profile)
+    protected = [path.relative_to(root).as_posix() for path in protected_files(root, profile)]
+    verdict = validate(root, changed_paths(root), profile, {}, committed_hashes(root, protected))
+    for name, result in verdict.checks.items():
+        print(f"{'ok  ' if result == 'ok' else 'FAIL'} {name}: {result}")
+    if not verdict.ok:
+        raise UsageError(f"validation failed: {verdict.reason}")
     return 0
 
 
@@ -145,7 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return args.handler(args)
-    except (UsageError, ProfileError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (
+        UsageError,
+        ProfileError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+        LedgerError,
+        CampaignError,
+    ) as error:
         print(f"afr: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

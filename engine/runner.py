@@ -9,6 +9,7 @@ not from what the job prints.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,7 +24,6 @@ from pathlib import Path
 import psutil
 
 from engine.profile import Profile, Scalar
-from engine.resources import import_root
 
 GRACE_SECONDS = 10.0
 RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
@@ -123,6 +123,7 @@ def run_job(
     gpu: str | None = None,
     seed: int | None = None,
     on_line=None,
+    on_start=None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +151,8 @@ def run_job(
             bufsize=1,
             start_new_session=True,
         )
+        if on_start is not None:
+            on_start(token)  # lets a resumed engine find and kill this run's processes
         pump = threading.Thread(target=_pump, args=(process.stdout, log, tail, on_line), daemon=True)
         pump.start()
         try:
@@ -183,11 +186,18 @@ def run_job(
     return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
 
 
+def load_scoring(root: Path):
+    """The workspace's protected ``tasks/shared/scoring.py``, loaded by path (it imports nothing of ours)."""
+    path = Path(root) / "tasks" / "shared" / "scoring.py"
+    spec = importlib.util.spec_from_file_location(f"afr_scoring_{abs(hash(str(path)))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _score(root, profile, result_file, runtime, log_path, returncode, tail) -> RunResult:
     """Re-read the score from NVFlare's results with the workspace's protected scoring code."""
-    import_root(root)
-    from tasks.shared.scoring import final_score
-
+    final_score = load_scoring(root).final_score
     reported = json.loads(result_file.read_text())
     clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -50,3 +51,123 @@ def init_workspace(dest: Path, exist_ok: bool = False) -> tuple[Path, bool]:
     repo.git.add(A=True)
     repo.index.commit("afr workspace from the bundled template")
     return dest, True
+
+
+def changed_paths(worktree: Path) -> list[tuple[str, str]]:
+    """``(status, path)`` for every uncommitted change in a checkout, untracked files included."""
+    changes = []
+    for entry in git.Repo(worktree).git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0"):
+        if entry:
+            changes.append((entry[:2].strip() or "M", entry[3:]))
+    return changes
+
+
+def committed_hashes(root: Path, paths: list[str]) -> dict[str, str]:
+    """SHA-256 of each path as committed at HEAD (``missing`` if it is not committed)."""
+    tree = git.Repo(root).head.commit.tree
+    hashes = {}
+    for path in paths:
+        try:
+            hashes[path] = hashlib.sha256((tree / path).data_stream.read()).hexdigest()
+        except KeyError:
+            hashes[path] = "missing"
+    return hashes
+
+
+class CampaignRepo:
+    """The git side of one campaign: its branch, one worktree and commit per candidate.
+
+    The user's own checkout is never switched or touched: candidates live in worktrees
+    under the campaign directory, kept candidates fast-forward ``autoresearch/<tag>``,
+    discarded ones stay reachable under ``refs/afr/<tag>/<candidate>``, and ``results.tsv``
+    is committed onto the branch with a private index.
+    """
+
+    def __init__(self, root: Path, tag: str) -> None:
+        self.root = Path(root)
+        self.tag = tag
+        self.repo = git.Repo(self.root)
+        self.branch = f"autoresearch/{tag}"
+        self.worktrees = self.root / ".afr" / "campaigns" / tag / "worktrees"
+
+    def start(self) -> str:
+        """Create the campaign branch at the checkout's HEAD (once); return its tip."""
+        if self.branch not in [head.name for head in self.repo.heads]:
+            self.repo.git.branch(self.branch, self.repo.head.commit.hexsha)
+        return self.head()
+
+    def head(self) -> str:
+        return self.repo.commit(self.branch).hexsha
+
+    def worktree_for(self, candidate_id: str, parent: str) -> Path:
+        path = self.worktrees / candidate_id
+        if path.exists():
+            self.remove_worktree(candidate_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.repo.git.worktree("add", "--detach", "--force", str(path), parent)
+        return path
+
+    def changed_paths(self, worktree: Path) -> list[tuple[str, str]]:
+        """``(status, path)`` for every change in the worktree, untracked files included."""
+        changes = []
+        for line in (
+            git.Repo(worktree).git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0")
+        ):
+            if not line:
+                continue
+            status, path = line[:2], line[3:]
+            changes.append((status.strip() or "M", path))
+        return changes
+
+    def commit_candidate(self, worktree: Path, message: str) -> str | None:
+        """Commit every change in the worktree; None when there is nothing to commit."""
+        repo = git.Repo(worktree)
+        repo.git.add(A=True)
+        if not repo.index.diff("HEAD"):
+            return None
+        repo.git.commit("-q", "--no-verify", "-m", message)
+        return repo.head.commit.hexsha
+
+    def remove_worktree(self, candidate_id: str) -> None:
+        path = self.worktrees / candidate_id
+        if path.exists():
+            self.repo.git.worktree("remove", "--force", str(path))
+        self.repo.git.worktree("prune")
+
+    def keep(self, sha: str, message: str) -> str:
+        """Advance the branch to a kept candidate's commit, or add an empty commit for args-only ones."""
+        tip = self.head()
+        if sha != tip and self.repo.is_ancestor(tip, sha):
+            self.repo.git.update_ref(f"refs/heads/{self.branch}", sha, tip)
+            return sha
+        tree = self.repo.commit(tip).tree.hexsha
+        commit = self.repo.git.commit_tree(tree, "-p", tip, "-m", message)
+        self.repo.git.update_ref(f"refs/heads/{self.branch}", commit, tip)
+        return commit
+
+    def archive(self, candidate_id: str, sha: str) -> None:
+        """Keep a discarded candidate's commit reachable for provenance."""
+        self.repo.git.update_ref(f"refs/afr/{self.tag}/{candidate_id}", sha)
+
+    def checkpoint(self, results: Path, message: str) -> str:
+        """Commit ``results`` as ``results.tsv`` at the branch tip without touching any checkout."""
+        tip = self.head()
+        index = self.root / ".afr" / "campaigns" / self.tag / "checkpoint.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        git_ = self.repo.git
+        git_.read_tree(tip, env=env)
+        blob = git_.hash_object("-w", str(results))
+        git_.update_index("--add", "--cacheinfo", f"100644,{blob},results.tsv", env=env)
+        tree = git_.write_tree(env=env)
+        index.unlink(missing_ok=True)
+        if tree == self.repo.commit(tip).tree.hexsha:
+            return tip
+        commit = git_.commit_tree(tree, "-p", tip, "-m", message)
+        git_.update_ref(f"refs/heads/{self.branch}", commit, tip)
+        return commit
+
+    def diff(self, parent: str, sha: str) -> str:
+        return self.repo.git.diff(parent, sha, "--", ".", ":(exclude)results.tsv")
+
+    def log(self) -> list[str]:
+        return self.repo.git.log("--format=%h %s", self.branch).splitlines()

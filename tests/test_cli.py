@@ -101,5 +101,30 @@ def test_init_makes_a_committed_workspace(tmp_path):
 def test_bad_arguments_exit_2_without_traceback(root):
     done = afr("data", cwd=root)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    done = afr("run", "fed_heart_disease", "--env", "cloud", cwd=root)
+    done = afr("run", "--profile", "fed_heart_disease", "--env", "cloud", cwd=root)
     assert done.returncode == 2 and "invalid choice" in done.stderr
+
+
+def test_wheel_carries_the_workspace_template(root, tmp_path):
+    """A non-editable install must still have program.md, profiles, tasks and skills."""
+    import zipfile
+
+    from hatchling.builders.wheel import WheelBuilder
+
+    wheel = next(iter(WheelBuilder(str(root)).build(directory=str(tmp_path), versions=["standard"])))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "engine/cli.py",
+        "afr_tui/__init__.py",
+        "engine/_bundled/program.md",
+        "engine/_bundled/profiles/fed_heart_disease.toml",
+        "engine/_bundled/tasks/fed_heart_disease/uci_data/processed.cleveland.data",
+        "engine/_bundled/tasks/fed_heart_disease/uci_data/SOURCE.md",
+        "engine/_bundled/tasks/leaf_synthetic/client.py",
+        "engine/_bundled/tasks/shared/aggregators.py",
+        "engine/_bundled/skills/literature.md",
+    ):
+        assert expected in names, expected
+    assert not any("__pycache__" in name for name in names)
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "afr = engine.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

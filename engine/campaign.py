@@ -1,0 +1,667 @@
+"""The campaign state machine: propose, validate, (approve), run, review, repeat.
+
+``Campaign.run()`` drives the loop on the calling thread; every step emits an ``Event`` to
+``journal.jsonl`` and to subscribers. Humans and clients steer it through ``command()``,
+the one thread-safe entry point. All durable state lives in the campaign directory, so
+``resume`` after a crash of the engine continues where the journal and ledger stop.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine.events import Command, CommandType, Event, EventType
+from engine.guard import protected_hashes, validate
+from engine.ledger import LITERATURE_BUDGET, Ledger, ResultRow, locked_append
+from engine.literature import watchdog
+from engine.profile import Profile
+from engine.proposers.base import CandidateSpec, ProposalContext, Proposer
+from engine.review import review_batch
+from engine.runner import RunResult, processes_of_run, run_job
+from engine.workspace import CampaignRepo, changed_paths
+
+CHECKPOINT_EVERY = 10
+STATES = (
+    "starting",
+    "running",
+    "paused",
+    "awaiting_approval",
+    "literature",
+    "stopping",
+    "stopped",
+    "finished",
+)
+
+
+@dataclass
+class CampaignOptions:
+    max_candidates: int = 30
+    max_hours: float | None = None
+    parallel: int = 1
+    approval: str = "auto"  # auto or manual
+    env: str = "sim"
+    smoke: bool = False
+    seed: int = 0
+
+
+class CampaignError(RuntimeError):
+    """A campaign that cannot start or resume; the message is one line."""
+
+
+def campaign_dir(root: Path, tag: str) -> Path:
+    return Path(root) / ".afr" / "campaigns" / tag
+
+
+class Campaign:
+    def __init__(
+        self,
+        root: Path,
+        profile: Profile,
+        tag: str,
+        options: CampaignOptions,
+        proposer: Proposer,
+        run_fn: Callable[..., RunResult] = run_job,
+        gpus: list[str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.profile = profile
+        self.tag = tag
+        self.options = options
+        self.proposer = proposer
+        self.run_fn = run_fn
+        self.gpus = gpus or []
+        self.dir = campaign_dir(root, tag)
+        self.ledger = Ledger(self.dir)
+        self.repo = CampaignRepo(self.root, tag)
+        self.journal_path = self.dir / "journal.jsonl"
+        self.state = "starting"
+        self.paused = False
+        self.stop_requested = False
+        self.literature_requested = False
+        self.approval = options.approval
+        self.decisions: dict[str, Command] = {}
+        self.notes: list[str] = []
+        self.hashes: dict[str, str] = {}
+        self.model_verdicts: dict[str, str] = {}
+        self.awaiting: dict[str, dict] = {}
+        self.running: dict[str, dict] = {}
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._journal_lock = threading.Lock()
+        self._started = time.time()
+
+    # -- events and commands -----------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None]) -> None:
+        self._subscribers.append(callback)
+
+    def emit(self, type_: EventType, **data) -> Event:
+        with self._journal_lock:
+            self._seq += 1
+            event = Event(type_, data, time.time(), self._seq)
+            locked_append(self.journal_path, event.to_json() + "\n")
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception as error:  # a broken subscriber must not stop the campaign
+                self._subscribers.remove(callback)
+                self.emit(EventType.ERROR, message=f"subscriber removed: {error}")
+        return event
+
+    def command(self, command: Command) -> None:
+        """The one thread-safe entry point for pause, resume, stop, approve, reject and the rest."""
+        with self._cond:
+            kind = command.type
+            if kind is CommandType.PAUSE and not self.paused:
+                self.paused = True
+                self.emit(EventType.PAUSED, note=command.note)
+            elif kind is CommandType.RESUME and self.paused:
+                self.paused = False
+                self.emit(EventType.RESUMED)
+            elif kind is CommandType.STOP and not self.stop_requested:
+                self.stop_requested = True
+                self.emit(EventType.STOPPED, phase="requested", note=command.note)
+            elif kind is CommandType.FORCE_LITERATURE:
+                self.literature_requested = True
+                self.emit(EventType.WATCHDOG, recommend_literature=True, reason="forced by the human")
+            elif kind is CommandType.SET_APPROVAL:
+                if command.value not in ("auto", "manual"):
+                    raise ValueError(f"approval mode must be auto or manual, not {command.value!r}")
+                self.approval = command.value
+                self.emit(EventType.APPROVAL_MODE, mode=command.value)
+            elif kind in (CommandType.APPROVE, CommandType.REJECT):
+                if command.candidate not in self.awaiting:
+                    raise ValueError(f"candidate {command.candidate!r} is not awaiting approval")
+                self.decisions[command.candidate] = command
+            elif kind is CommandType.NOTE:
+                self.notes.append(command.note)
+                self.emit(EventType.NOTE, note=command.note)
+            elif kind is CommandType.OVERRIDE:
+                self._override(command)
+            self._cond.notify_all()
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Record a new campaign (refusing to overwrite one) and run its baseline onwards."""
+        if (self.dir / "campaign.json").exists():
+            raise CampaignError(
+                f"campaign {self.tag} already exists; continue it with `afr resume {self.tag}`"
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.hashes = protected_hashes(self.root, self.profile)
+        base = self.repo.start()
+        meta = {
+            "tag": self.tag,
+            "profile": self.profile.name,
+            "options": asdict(self.options),
+            "protected_hashes": self.hashes,
+            "base_commit": base,
+            "created": time.time(),
+            "profile_toml": (self.root / "profiles" / f"{self.profile.name}.toml").read_text()
+            if (self.root / "profiles" / f"{self.profile.name}.toml").exists()
+            else "",
+        }
+        (self.dir / "campaign.json").write_text(json.dumps(meta, indent=2))
+        self.ledger.ensure()
+        self.emit(
+            EventType.CAMPAIGN_STARTED,
+            tag=self.tag,
+            profile=self.profile.name,
+            options=asdict(self.options),
+            branch=self.repo.branch,
+            base_commit=base,
+        )
+        self.run()
+
+    def resume(self) -> None:
+        """Continue after the engine stopped, however it stopped."""
+        meta_path = self.dir / "campaign.json"
+        if not meta_path.exists():
+            raise CampaignError(f"no campaign {self.tag} in {self.root}")
+        meta = json.loads(meta_path.read_text())
+        self.hashes = meta["protected_hashes"]
+        self._started = meta.get("created", time.time())
+        self.ledger.repair()
+        self._seq = max((Event.from_json(line).seq for line in self._journal_lines()), default=0)
+        self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
+        self._recover_interrupted()
+        self.run()
+
+    def run(self) -> None:
+        self._set_state("running")
+        while True:
+            with self._cond:
+                while self.paused and not self.stop_requested:
+                    self._set_state("paused")
+                    self._cond.wait(timeout=1.0)
+            if self.stop_requested:
+                self.checkpoint()
+                self._set_state("stopped")
+                self.emit(EventType.STOPPED, phase="done", reason="stopped by the human")
+                return
+            reason = self._cap_reached()
+            if reason:
+                self.checkpoint()
+                self._set_state("finished")
+                self.emit(EventType.FINISHED, reason=reason, best=self._best_row_dict())
+                return
+            self._set_state("running")
+            self._maybe_literature()
+            self._run_batch()
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _cap_reached(self) -> str:
+        rows = [r for r in self.ledger.rows() if r.status != "literature"]
+        if len(rows) >= self.options.max_candidates:
+            return f"candidate cap reached ({len(rows)}/{self.options.max_candidates})"
+        if self.options.max_hours and time.time() - self._started >= self.options.max_hours * 3600:
+            return f"time cap reached ({self.options.max_hours} h)"
+        if self._proposed_count() >= 3 * self.options.max_candidates + 10:
+            return "too many rejected proposals; the proposer cannot satisfy the guard"
+        return ""
+
+    def _context(self) -> ProposalContext:
+        records = list(self._final_records().values())
+        kept = [r for r in records if r.get("status") == "keep"]
+        best = max(kept, key=lambda r: r["score"] if self.profile.maximize else -r["score"], default=None)
+        return ProposalContext(
+            self.profile,
+            self.ledger.rows(),
+            records,
+            dict(best["args"]) if best else {},
+            self._proposed_count(),
+            self.options.seed,
+            list(self.notes),
+        )
+
+    def _maybe_literature(self) -> None:
+        rows = self.ledger.rows()
+        state = watchdog(
+            rows,
+            self.profile.watchdog.max_scored_since_reset,
+            self.profile.watchdog.min_delta,
+            self.profile.maximize,
+        )
+        if not (state.recommend_literature or self.literature_requested):
+            return
+        forced = self.literature_requested and not state.recommend_literature
+        self.literature_requested = False
+        self._set_state("literature")
+        started = time.time()
+        self.emit(EventType.LITERATURE_STARTED, reason="forced by the human" if forced else state.reason)
+        result = self.proposer.literature(self._context(), max(1, self.options.parallel))
+        number = len([r for r in rows if r.status == "literature"]) + 1
+        sheet = self.dir / "literature" / f"{number:03d}.md"
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        sheet.write_text(result.worksheet + "\n")
+        self._literature_queue = list(result.proposals)
+        self.ledger.append_row(
+            ResultRow(
+                self.repo.head()[:7],
+                None,
+                time.time() - started,
+                LITERATURE_BUDGET,
+                "literature",
+                "literature",
+                result.summary,
+                f"literature/{number:03d}.md",
+            )
+        )
+        self.emit(
+            EventType.LITERATURE_FINISHED,
+            worksheet=str(sheet.relative_to(self.dir)),
+            selected=[s.description for s in result.proposals],
+        )
+
+    def _next_spec(self) -> CandidateSpec:
+        queue = getattr(self, "_literature_queue", [])
+        if queue:
+            return queue.pop(0)
+        return self.proposer.propose(self._context())
+
+    def _run_batch(self) -> None:
+        parent = self.repo.head()
+        width = 1 if not self.ledger.rows() else self.options.parallel
+        approved = []
+        for _ in range(width):
+            if self.stop_requested or self.paused:
+                break
+            candidate = self._prepare(self._next_spec(), parent)
+            if candidate and self._approved(candidate):
+                approved.append(candidate)
+        if not approved:
+            return
+        with ThreadPoolExecutor(max_workers=len(approved)) as pool:
+            results = list(pool.map(self._execute, approved, range(len(approved))))
+        self._review(list(zip(approved, results, strict=True)))
+
+    def _prepare(self, spec: CandidateSpec, parent: str) -> dict | None:
+        cid = f"c{self._proposed_count() + 1:03d}"
+        proposed = time.time()
+        self.emit(
+            EventType.CANDIDATE_PROPOSED,
+            id=cid,
+            description=spec.description,
+            target=spec.target,
+            args=spec.args,
+            parent=parent,
+            edits=sorted(spec.edits),
+            source_refs=spec.source_refs,
+            proposer=self.proposer.name,
+        )
+        worktree = self.repo.worktree_for(cid, parent)
+        edit_problem = self._apply_edits(worktree, spec.edits)
+        changes = changed_paths(worktree)
+        verdict = validate(worktree, changes, self.profile, spec.args, self.hashes, self.model_verdicts)
+        if edit_problem:
+            verdict.checks["surface"] = edit_problem
+        candidate = {
+            "id": cid,
+            "spec": spec,
+            "parent": parent,
+            "worktree": worktree,
+            "proposed": proposed,
+            "edited_files": [path for _, path in changes],
+            "validation": verdict.checks,
+        }
+        if not verdict.ok:
+            self.emit(EventType.CANDIDATE_REJECTED, id=cid, reason=verdict.reason, by="guard")
+            self._finalise(candidate, "rejected", error=verdict.reason)
+            self.repo.remove_worktree(cid)
+            return None
+        commit = self.repo.commit_candidate(worktree, f"{cid}: {spec.description}") if changes else None
+        candidate["commit"] = commit or parent
+        candidate["diff"] = self.repo.diff(parent, commit) if commit else ""
+        self.emit(EventType.CANDIDATE_VALIDATED, id=cid, commit=candidate["commit"], checks=verdict.checks)
+        return candidate
+
+    def _apply_edits(self, worktree: Path, edits: dict[str, str]) -> str:
+        from engine.guard import path_problem
+
+        for path, text in edits.items():
+            problem = path_problem(path, self.profile)
+            if problem:
+                return problem
+            target = worktree / path
+            if target.is_symlink():
+                return f"{path} is a symlink"
+            target.write_text(text, encoding="utf-8")
+        return ""
+
+    def _approved(self, candidate: dict) -> bool:
+        if self.approval != "manual":
+            return True
+        cid = candidate["id"]
+        with self._cond:
+            self.awaiting[cid] = candidate
+            self._set_state("awaiting_approval")
+            self.emit(
+                EventType.CANDIDATE_AWAITING_APPROVAL,
+                id=cid,
+                description=candidate["spec"].description,
+                args=candidate["spec"].args,
+                diff=candidate["diff"],
+                checks=candidate["validation"],
+            )
+            while cid not in self.decisions and not self.stop_requested and self.approval == "manual":
+                self._cond.wait(timeout=1.0)
+            decision = self.decisions.pop(cid, None)
+            self.awaiting.pop(cid, None)
+            self._set_state("running")
+        if decision is None and self.approval == "auto" and not self.stop_requested:
+            return True
+        if decision is None or decision.type is CommandType.REJECT:
+            note = decision.note if decision else "campaign stopped before a decision"
+            if decision:
+                self.notes.append(f"{cid} rejected: {note}")
+            self.emit(EventType.DECISION, id=cid, decision="reject", note=note)
+            self._finalise(
+                candidate,
+                "rejected",
+                error=f"rejected by the human: {note}",
+                human={"decision": "reject", "note": note},
+            )
+            self.repo.remove_worktree(cid)
+            return False
+        candidate["human"] = {"decision": "approve", "note": decision.note}
+        self.emit(EventType.DECISION, id=cid, decision="approve", note=decision.note)
+        return True
+
+    def _execute(self, candidate: dict, slot: int) -> RunResult:
+        cid = candidate["id"]
+        run_dir = self.dir / "runs" / cid
+        gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
+        candidate["started"] = time.time()
+        self.running[cid] = candidate
+        self.emit(
+            EventType.CANDIDATE_STARTED,
+            id=cid,
+            run_dir=str(run_dir),
+            gpu=gpu,
+            description=candidate["spec"].description,
+        )
+
+        def on_line(line: str) -> None:
+            if " round " in line or "score:" in line or "Error" in line:
+                self.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
+
+        def on_token(token: str) -> None:
+            candidate["token"] = token
+            self.emit(EventType.CANDIDATE_LOG, id=cid, line="job started", token=token)
+
+        result = self.run_fn(
+            candidate["worktree"],
+            self.profile,
+            candidate["spec"].args,
+            run_dir,
+            env=self.options.env,
+            smoke=self.options.smoke,
+            gpu=gpu,
+            on_line=on_line,
+            on_start=on_token,
+        )
+        self.running.pop(cid, None)
+        self.emit(
+            EventType.CANDIDATE_FINISHED,
+            id=cid,
+            status=result.status,
+            score=result.score,
+            runtime_seconds=result.runtime_seconds,
+            error=result.error,
+        )
+        return result
+
+    def _review(self, batch: list[tuple[dict, RunResult]]) -> None:
+        scores = {c["id"]: (r.score if r.status == "ok" else None) for c, r in batch}
+        statuses = review_batch(
+            scores, self.ledger.rows(), self.profile.maximize, self.profile.watchdog.min_delta
+        )
+        for candidate, result in batch:
+            self._record(candidate, result, statuses[candidate["id"]])
+        rows = len(self.ledger.rows())
+        if "keep" in statuses.values() or rows % CHECKPOINT_EVERY == 0:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Commit ``results.tsv`` onto the campaign branch (after keeps, periodically, and at the end)."""
+        rows = self.ledger.rows()
+        if rows:
+            self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows")
+
+    def _record(self, candidate: dict, result: RunResult, status: str) -> None:
+        cid, spec = candidate["id"], candidate["spec"]
+        commit = candidate["commit"]
+        if status == "keep":
+            self.repo.keep(commit, f"keep {cid}: {spec.description}")
+        elif commit != candidate["parent"]:
+            self.repo.archive(cid, commit)
+        self.ledger.append_row(
+            ResultRow(
+                commit[:7],
+                result.score if status != "crash" else 0.0,
+                result.runtime_seconds,
+                self._budget_label(),
+                status,
+                spec.target,
+                spec.description,
+                f"runs/{cid}",
+            )
+        )
+        self._finalise(candidate, status, result=result)
+        self.repo.remove_worktree(cid)
+        self.emit(
+            EventType.CANDIDATE_REVIEWED,
+            id=cid,
+            status=status,
+            score=result.score,
+            description=spec.description,
+            runtime_seconds=result.runtime_seconds,
+            best=self._best_row_dict(),
+        )
+
+    def _finalise(
+        self,
+        candidate: dict,
+        status: str,
+        result: RunResult | None = None,
+        error: str = "",
+        human: dict | None = None,
+    ) -> None:
+        spec: CandidateSpec = candidate["spec"]
+        now = time.time()
+        record = {
+            "id": candidate["id"],
+            "status": status,
+            "parent": candidate["parent"],
+            "commit": candidate.get("commit"),
+            "args": spec.args,
+            "arg_changes": {k: [self.profile.baseline.get(k), v] for k, v in spec.args.items()},
+            "edited_files": candidate.get("edited_files", []),
+            "proposer": self.proposer.name,
+            "target": spec.target,
+            "description": spec.description,
+            "source_refs": spec.source_refs,
+            "validation": candidate.get("validation", {}),
+            "protected_hashes": self.hashes,
+            "human": human or candidate.get("human"),
+            "error": error or (result.error if result else ""),
+            "timings": {
+                "proposed": candidate["proposed"],
+                "started": candidate.get("started"),
+                "finished": now,
+            },
+        }
+        if result is not None:
+            record.update(
+                score=result.score,
+                per_site=result.per_site,
+                run_status=result.status,
+                runtime_seconds=result.runtime_seconds,
+                log_path=result.log_path,
+                log_tail=result.log_tail[-20:] if result.status != "ok" else [],
+            )
+            record["timings"]["engine_seconds"] = max(
+                0.0, now - candidate["proposed"] - result.runtime_seconds
+            )
+        self.ledger.append_candidate(record)
+
+    # -- human overrides and recovery ---------------------------------------------------------------
+
+    def _override(self, command: Command) -> None:
+        status = command.value
+        if status not in ("keep", "discard"):
+            raise ValueError(f"override status must be keep or discard, not {status!r}")
+        record = self._final_records().get(command.candidate or "")
+        if not record or record.get("status") not in ("keep", "discard"):
+            raise ValueError(f"candidate {command.candidate!r} has no keep/discard result to override")
+        self.ledger.rewrite_status(f"runs/{command.candidate}", status)
+        if status == "keep":
+            self.repo.keep(record["commit"], f"keep {command.candidate} (human override): {command.note}")
+        self.ledger.append_candidate(
+            {**record, "status": status, "human": {"decision": f"override:{status}", "note": command.note}}
+        )
+        self.emit(EventType.DECISION, id=command.candidate, decision=f"override:{status}", note=command.note)
+
+    def _recover_interrupted(self) -> None:
+        """A candidate that was running when the engine died is recorded as a crash."""
+        final = self._final_records()
+        started: dict[str, dict] = {}
+        for line in self._journal_lines():
+            event = Event.from_json(line)
+            if event.type is EventType.CANDIDATE_STARTED:
+                started[event.data["id"]] = {"ts": event.ts, **event.data}
+            elif event.type is EventType.CANDIDATE_LOG and "token" in event.data:
+                started.setdefault(event.data["id"], {})["token"] = event.data["token"]
+            elif event.type is EventType.CANDIDATE_PROPOSED:
+                started.setdefault(event.data["id"], {})["proposal"] = event.data
+        for cid, info in started.items():
+            if cid in final or "ts" not in info:
+                continue
+            for process in processes_of_run(info.get("token", "-")):
+                process.kill()
+            proposal = info.get("proposal", {})
+            spec = CandidateSpec(
+                proposal.get("description", "?"),
+                proposal.get("target", "scalar"),
+                proposal.get("args", {}),
+                source_refs=proposal.get("source_refs", []),
+            )
+            parent = proposal.get("parent", self.repo.head())
+            candidate = {
+                "id": cid,
+                "spec": spec,
+                "parent": parent,
+                "commit": parent,
+                "proposed": info["ts"],
+                "started": info["ts"],
+            }
+            result = RunResult(
+                "crash",
+                0.0,
+                {},
+                time.time() - info["ts"],
+                info.get("run_dir", ""),
+                None,
+                None,
+                [],
+                "interrupted",
+            )
+            self.ledger.append_row(
+                ResultRow(
+                    parent[:7],
+                    0.0,
+                    result.runtime_seconds,
+                    self._budget_label(),
+                    "crash",
+                    spec.target,
+                    spec.description + " (interrupted)",
+                    f"runs/{cid}",
+                )
+            )
+            self._finalise(candidate, "crash", result=result, error="interrupted")
+            self.repo.remove_worktree(cid)
+            self.emit(
+                EventType.CANDIDATE_REVIEWED,
+                id=cid,
+                status="crash",
+                score=0.0,
+                description=spec.description,
+                runtime_seconds=result.runtime_seconds,
+                error="interrupted",
+            )
+
+    def kill_running(self) -> None:
+        """Kill the NVFlare processes of every running candidate (the engine is exiting hard)."""
+        for candidate in list(self.running.values()):
+            for process in processes_of_run(candidate.get("token", "-")):
+                process.kill()
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    def _journal_lines(self) -> list[str]:
+        if not self.journal_path.exists():
+            return []
+        return [line for line in self.journal_path.read_text().split("\n")[:-1] if line.strip()]
+
+    def _final_records(self) -> dict[str, dict]:
+        return self.ledger.latest_candidates()
+
+    def _proposed_count(self) -> int:
+        return sum(1 for line in self._journal_lines() if '"type": "candidate_proposed"' in line)
+
+    def _budget_label(self) -> str:
+        budget = self.profile.budget
+        rounds = (
+            self.profile.smoke.get("num_rounds", budget.num_rounds)
+            if self.options.smoke
+            else budget.num_rounds
+        )
+        return f"{'smoke:' if self.options.smoke else ''}clients={budget.n_clients};rounds={rounds}"
+
+    def _best_row_dict(self) -> dict | None:
+        rows = [
+            r for r in self.ledger.rows() if r.score is not None and r.status not in ("crash", "literature")
+        ]
+        if not rows:
+            return None
+        best = max(rows, key=lambda r: r.score if self.profile.maximize else -r.score)
+        return {
+            "score": best.score,
+            "description": best.description,
+            "artifacts": best.artifacts,
+            "baseline": rows[0].score,
+        }
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.emit(EventType.STATE, state=state)

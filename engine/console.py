@@ -1,0 +1,171 @@
+"""The headless view of a running campaign: a rich live panel on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from engine.campaign import Campaign
+from engine.events import Event, EventType
+
+STATUS_STYLE = {
+    "keep": "green",
+    "discard": "grey50",
+    "crash": "red",
+    "literature": "magenta",
+    "candidate": "blue",
+}
+
+
+class ConsoleView:
+    """Subscribes to a campaign and renders it until the campaign ends."""
+
+    def __init__(self, campaign: Campaign, console: Console | None = None) -> None:
+        self.campaign = campaign
+        self.console = console or Console()
+        self.live_mode = self.console.is_terminal
+        self.running: dict[str, dict] = {}
+        self.last_line = ""
+        self.started = time.time()
+        self._lock = threading.Lock()
+        campaign.subscribe(self.on_event)
+
+    def on_event(self, event: Event) -> None:
+        data = event.data
+        with self._lock:
+            if event.type is EventType.CANDIDATE_STARTED:
+                self.running[data["id"]] = {"description": data.get("description", ""), "since": event.ts}
+            elif event.type is EventType.CANDIDATE_LOG:
+                self.last_line = data.get("line", "")
+            elif event.type is EventType.CANDIDATE_FINISHED:
+                self.running.pop(data["id"], None)
+        if self.live_mode:
+            return
+        line = self._plain(event)
+        if line:
+            print(line, flush=True)
+
+    def _plain(self, event: Event) -> str:
+        data = event.data
+        kind = event.type
+        if kind is EventType.CANDIDATE_STARTED:
+            return f"[{data['id']}] running: {data.get('description', '')}"
+        if kind is EventType.CANDIDATE_REVIEWED:
+            score = data.get("score")
+            return (
+                f"[{data['id']}] {data['status']:<8} {score:.6f}  {data.get('description', '')}"
+                if score is not None
+                else f"[{data['id']}] {data['status']}"
+            )
+        if kind is EventType.CANDIDATE_REJECTED:
+            return f"[{data['id']}] rejected: {data['reason']}"
+        if kind is EventType.CANDIDATE_AWAITING_APPROVAL:
+            return f"[{data['id']}] awaiting approval: {data['description']}"
+        if kind in (
+            EventType.LITERATURE_STARTED,
+            EventType.LITERATURE_FINISHED,
+            EventType.PAUSED,
+            EventType.RESUMED,
+            EventType.FINISHED,
+            EventType.STOPPED,
+            EventType.ERROR,
+        ):
+            details = {
+                k: v for k, v in data.items() if k in ("reason", "selected", "phase", "message", "worksheet")
+            }
+            return f"{kind.value} {details}" if details else kind.value
+        return ""
+
+    def render(self):
+        campaign = self.campaign
+        rows = campaign.ledger.rows()
+        scored = [r for r in rows if r.score is not None and r.status not in ("crash", "literature")]
+        done = len([r for r in rows if r.status != "literature"])
+        cap = campaign.options.max_candidates
+        best = (max if campaign.profile.maximize else min)((r.score for r in scored), default=None)
+        baseline = scored[0].score if scored else None
+        elapsed = time.time() - self.started
+        per = elapsed / max(1, done) if done else None
+        eta = f"{per * (cap - done) / 60:.0f} min" if per else "?"
+        header = Text.assemble(
+            (f"{campaign.tag}", "bold"),
+            f"  {campaign.profile.name}  {campaign.proposer.name}  ",
+            (campaign.state, "bold cyan"),
+            f"  {done}/{cap} candidates  elapsed {elapsed / 60:.1f} min  ETA {eta}",
+        )
+        if best is not None:
+            lift = best - baseline
+            header.append(
+                f"\nbaseline {baseline:.4f}  best {best:.4f}  lift {lift:+.4f}"
+                f" ({100 * lift / baseline if baseline else 0:+.1f}%)"
+            )
+        with self._lock:
+            running = [
+                f"{cid}: {info['description']} ({time.time() - info['since']:.0f} s)"
+                for cid, info in self.running.items()
+            ]
+            last = self.last_line
+        table = Table(expand=True, box=None)
+        for column in ("#", "status", "score", "runtime", "description"):
+            table.add_column(column, no_wrap=column != "description")
+        for index, row in list(enumerate(rows))[-10:]:
+            score = "" if row.score is None else f"{row.score:.4f}"
+            table.add_row(
+                str(index),
+                Text(row.status, STATUS_STYLE.get(row.status, "")),
+                score,
+                f"{row.runtime_seconds:.0f}s",
+                row.description,
+            )
+        body = [
+            header,
+            Text("running: " + ("; ".join(running) or "-"), style="blue"),
+            Text(last[-160:], "dim"),
+            table,
+        ]
+        return Panel(Group(*body), title="afr campaign (headless)")
+
+    def run(self, target) -> None:
+        """Run ``target`` (the campaign loop) while rendering."""
+        if not self.live_mode:
+            target()
+            return
+        with Live(self.render(), console=self.console, refresh_per_second=2, transient=False) as live:
+            worker = threading.Thread(target=self._guarded(target), daemon=True)
+            worker.start()
+            while worker.is_alive():
+                live.update(self.render())
+                worker.join(timeout=0.5)
+            live.update(self.render())
+        if self._error:
+            raise self._error
+
+    _error: BaseException | None = None
+
+    def _guarded(self, target):
+        def call():
+            try:
+                target()
+            except BaseException as error:  # surfaced on the main thread after the view closes
+                self._error = error
+
+        return call
+
+
+def print_status(summary: dict, out=sys.stdout) -> None:
+    console = Console(file=out)
+    console.print(
+        f"[bold]{summary['tag']}[/] ({summary['profile']}): {summary['state']}, "
+        f"{summary['candidates']} candidates, {summary['kept']} kept, {summary['crashes']} crashes"
+    )
+    if summary.get("best") is not None:
+        console.print(
+            f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})"
+        )

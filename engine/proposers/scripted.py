@@ -1,0 +1,175 @@
+"""The offline scripted proposer: the paper's same-budget "scripted scalar HPO" control.
+
+Seeded and stateless: every proposal is a function of the campaign seed, the number of
+proposals so far and the ledger, so a resumed campaign continues the same sequence.
+First the baseline; then a calibration sweep of the aggregator family; then random search
+over the profile's mutable args (log-uniform where declared) mixed with local refinement
+around the current best. In literature mode it picks untried mechanisms from the bundled
+bibliography and cites them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+from engine.literature import BIBLIOGRAPHY
+from engine.profile import MutableArg, Profile, Scalar
+from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext
+
+CALIBRATION = (
+    ("FedAvgM server momentum", {"aggregator": "fedavgm", "server_lr": 1.0, "server_momentum": 0.9}),
+    ("FedAdam server optimiser", {"aggregator": "fedadam", "server_lr": 0.03}),
+    ("coordinate-wise median aggregation", {"aggregator": "median"}),
+    ("SCAFFOLD control variates", {"aggregator": "scaffold"}),
+    ("FedProx proximal term", {"fedprox_mu": 0.01}),
+)
+MAX_TRIES = 50
+
+
+def config_key(profile: Profile, args: dict[str, Scalar]) -> str:
+    """A canonical form of the full configuration, to recognise repeats."""
+    full = {**profile.baseline, **args}
+    return json.dumps({k: full[k] for k in sorted(full)}, sort_keys=True, default=str)
+
+
+def effective_args(profile: Profile, args: dict[str, Scalar]) -> dict[str, Scalar]:
+    """Only the args that differ from the baseline."""
+    return {k: v for k, v in args.items() if profile.baseline.get(k) != v}
+
+
+def describe_args(args: dict[str, Scalar]) -> str:
+    return " ".join(f"{k}={_fmt(v)}" for k, v in sorted(args.items())) or "baseline args"
+
+
+def _fmt(value: Scalar) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:
+    if arg.type == "choice":
+        return rng.choice(arg.choices)
+    if arg.allow_zero and rng.random() < 0.3:
+        return 0 if arg.type == "int" else 0.0
+    if arg.log:
+        value = math.exp(rng.uniform(math.log(arg.min), math.log(arg.max)))
+    else:
+        value = rng.uniform(arg.min, arg.max)
+    return int(round(value)) if arg.type == "int" else float(f"{value:.4g}")
+
+
+def perturb_value(arg: MutableArg, current: Scalar, rng: random.Random) -> Scalar:
+    """A step around ``current``: a factor of about e^±0.5 on a log scale, ±15% of the range otherwise."""
+    if arg.type == "choice":
+        others = [c for c in arg.choices if c != current]
+        return rng.choice(others) if others else current
+    if arg.log:
+        base = current if current and current > 0 else math.sqrt(arg.min * arg.max)
+        value = base * math.exp(rng.gauss(0.0, 0.5))
+    else:
+        value = float(current) + rng.gauss(0.0, 0.15 * (arg.max - arg.min))
+    value = min(max(value, arg.min), arg.max)
+    return int(round(value)) if arg.type == "int" else float(f"{value:.4g}")
+
+
+class ScriptedProposer:
+    name = "scripted"
+
+    def propose(self, context: ProposalContext) -> CandidateSpec:
+        profile = context.profile
+        tried = {config_key(profile, record.get("args") or {}) for record in context.records}
+        if not context.records:
+            return CandidateSpec(f"baseline: {profile.title or profile.name}", "baseline", {})
+        for label, change in CALIBRATION:
+            args = {k: v for k, v in change.items() if k in profile.mutable or k == "aggregator"}
+            if args.get("aggregator", "weighted") not in profile.aggregators.choices or not args:
+                continue
+            if config_key(profile, args) not in tried:
+                return CandidateSpec(f"calibration: {label} ({describe_args(args)})", "scalar", args)
+        rng = random.Random(context.seed * 100_003 + context.proposed)
+        for _ in range(MAX_TRIES):
+            if context.best_args is not None and rng.random() < 0.5:
+                args, description = self._refine(profile, context.best_args, rng)
+            else:
+                args, description = self._random(profile, rng)
+            if config_key(profile, args) not in tried:
+                return CandidateSpec(description, "scalar", args)
+        args, description = self._random(profile, rng)
+        return CandidateSpec(description + " (repeat)", "scalar", args)
+
+    def _random(self, profile: Profile, rng: random.Random) -> tuple[dict, str]:
+        names = sorted(profile.mutable)
+        chosen = rng.sample(names, k=min(len(names), rng.randint(1, 3)))
+        args = {name: sample_value(profile.mutable[name], rng) for name in chosen}
+        if rng.random() < 0.3:
+            args["aggregator"] = rng.choice(profile.aggregators.choices)
+        args = effective_args(profile, args)
+        return args, f"random search: {describe_args(args)}"
+
+    def _refine(self, profile: Profile, best: dict[str, Scalar], rng: random.Random) -> tuple[dict, str]:
+        numeric = [n for n, a in profile.mutable.items() if a.type != "choice"]
+        name = rng.choice(numeric or sorted(profile.mutable))
+        current = best.get(name, profile.baseline[name])
+        value = perturb_value(profile.mutable[name], current, rng)
+        args = effective_args(profile, {**best, name: value})
+        return args, f"refine best: {name} {_fmt(current)}->{_fmt(value)} ({describe_args(args)})"
+
+    def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
+        profile = context.profile
+        tried = {config_key(profile, record.get("args") or {}) for record in context.records}
+        best = dict(context.best_args or {})
+        chosen, lines = [], []
+        for entry in BIBLIOGRAPHY:
+            args = effective_args(
+                profile,
+                {
+                    **best,
+                    **{k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"},
+                },
+            )
+            if args.get("aggregator", profile.baseline["aggregator"]) not in profile.aggregators.choices:
+                continue
+            status = (
+                "untried" if config_key(profile, args) not in tried else "already tried on the best stack"
+            )
+            lines.append(f"| {entry.key} | {entry.title} | {entry.source} | {status} |")
+            if status == "untried" and len(chosen) < width:
+                chosen.append(
+                    CandidateSpec(
+                        f"literature: {entry.key} on the best stack ({describe_args(args)}) [src: {entry.source}]",
+                        "literature",
+                        args,
+                        source_refs=[entry.source],
+                    )
+                )
+        rows = context.rows
+        best_row = max(
+            (r for r in rows if r.score is not None and r.status != "crash"),
+            key=lambda r: r.score if profile.maximize else -r.score,
+            default=None,
+        )
+        worksheet = "\n".join(
+            [
+                "# Literature review (scripted proposer)",
+                "",
+                f"Best so far: {best_row.score:.6f} ({best_row.description})"
+                if best_row
+                else "No scored candidate yet.",
+                f"Best stack args: {describe_args(best)}",
+                "",
+                "| mechanism | source | arXiv | status |",
+                "|---|---|---|---|",
+                *lines,
+                "",
+                "Selected: "
+                + (", ".join(spec.description for spec in chosen) or "none (every mechanism was tried)"),
+            ]
+        )
+        summary = "literature review: " + (
+            ", ".join(
+                s.source_refs[0] + " " + s.description.split(":")[1].split(" on")[0].strip() for s in chosen
+            )
+            or "no untried mechanism"
+        )
+        return LiteratureResult(worksheet, chosen, summary)

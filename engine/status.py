@@ -1,0 +1,113 @@
+"""Naming, finding and summarising the campaigns of a workspace (for ``afr status``, ``list``, ``resume``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import socket
+from pathlib import Path
+
+from engine.events import Event, EventType
+from engine.ledger import Ledger
+
+TAG_PATTERN = re.compile(r"^[a-z0-9._-]+$")
+DATE_PATTERN = re.compile(r"(\d{8})")
+
+
+def campaigns_root(root: Path) -> Path:
+    return Path(root) / ".afr" / "campaigns"
+
+
+def tag_problem(tag: str) -> str | None:
+    if not TAG_PATTERN.match(tag):
+        return f"tag {tag!r} may only use lowercase letters, digits, '.', '_' and '-'"
+    for match in DATE_PATTERN.findall(tag):
+        try:
+            dt.datetime.strptime(match, "%Y%m%d")
+            return None
+        except ValueError:
+            continue
+    return f"tag {tag!r} must contain a YYYYMMDD date, e.g. heart-fedprox-{dt.date.today():%Y%m%d}"
+
+
+def default_tag(root: Path, profile: str) -> str:
+    """``<host>-<profile>-<YYYYMMDD>``, with ``-2``, ``-3``... if that campaign exists."""
+    host = re.sub(r"[^a-z0-9]+", "-", socket.gethostname().lower()).strip("-")[:20] or "host"
+    base = f"{host}-{profile.replace('_', '-')}-{dt.date.today():%Y%m%d}"
+    tag, number = base, 1
+    while (campaigns_root(root) / tag).exists():
+        number += 1
+        tag = f"{base}-{number}"
+    return tag
+
+
+def list_tags(root: Path) -> list[str]:
+    """Campaign tags, oldest first."""
+    base = campaigns_root(root)
+    if not base.is_dir():
+        return []
+    found = [d for d in base.iterdir() if (d / "campaign.json").is_file()]
+    return [
+        d.name
+        for d in sorted(found, key=lambda d: json.loads((d / "campaign.json").read_text()).get("created", 0))
+    ]
+
+
+def resolve_tag(root: Path, tag: str | None) -> str:
+    tags = list_tags(root)
+    if tag is None:
+        if not tags:
+            raise FileNotFoundError(f"no campaign in {root}; start one with `afr run`")
+        return tags[-1]
+    if tag not in tags:
+        raise FileNotFoundError(f"no campaign {tag!r} in {root} (campaigns: {', '.join(tags) or 'none'})")
+    return tag
+
+
+def last_state(campaign_dir: Path) -> str:
+    """The campaign's state as its journal last recorded it."""
+    journal = campaign_dir / "journal.jsonl"
+    if not journal.exists():
+        return "new"
+    state = "unknown"
+    for line in journal.read_text().split("\n")[:-1]:
+        if not line.strip():
+            continue
+        event = Event.from_json(line)
+        if event.type is EventType.STATE:
+            state = event.data["state"]
+        elif event.type is EventType.FINISHED:
+            state = "finished"
+    return state
+
+
+def summary(root: Path, tag: str) -> dict:
+    directory = campaigns_root(root) / tag
+    meta = json.loads((directory / "campaign.json").read_text())
+    ledger = Ledger(directory)
+    rows = ledger.rows()
+    candidates = [r for r in rows if r.status != "literature"]
+    scored = [r for r in candidates if r.score is not None and r.status != "crash"]
+    maximize = True
+    best = max(scored, key=lambda r: r.score if maximize else -r.score, default=None)
+    records = ledger.latest_candidates()
+    return {
+        "tag": tag,
+        "profile": meta["profile"],
+        "branch": f"autoresearch/{tag}",
+        "state": last_state(directory),
+        "options": meta.get("options", {}),
+        "candidates": len(candidates),
+        "kept": sum(r.status == "keep" for r in rows),
+        "discarded": sum(r.status == "discard" for r in rows),
+        "crashes": sum(r.status == "crash" for r in rows),
+        "literature": sum(r.status == "literature" for r in rows),
+        "rejected": sum(r.get("status") == "rejected" for r in records.values()),
+        "baseline": scored[0].score if scored else None,
+        "best": best.score if best else None,
+        "best_description": best.description if best else "",
+        "best_candidate": best.artifacts.removeprefix("runs/") if best else None,
+        "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,
+        "directory": str(directory),
+    }

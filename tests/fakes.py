@@ -1,0 +1,39 @@
+"""A fast stand-in for the NVFlare runner, for state-machine tests only.
+
+It scores a candidate by a smooth function of its args (higher lr helps, up to a point;
+FedAdam helps a little) and never starts a process. Tests of the real job path use
+``engine.runner.run_job``; see test_campaign_nvflare.py.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from engine.runner import RunResult
+
+
+class FakeRunner:
+    def __init__(self, delay: float = 0.0, crash_when: dict | None = None) -> None:
+        self.delay = delay
+        self.crash_when = crash_when or {}
+        self.calls: list[dict] = []
+
+    def __call__(self, root, profile, args, run_dir: Path, **options) -> RunResult:
+        self.calls.append({"root": Path(root), "args": dict(args), **options})
+        if options.get("on_start"):
+            options["on_start"]("fake-token")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log = run_dir / "job.log"
+        time.sleep(self.delay)
+        if any(args.get(k) == v for k, v in self.crash_when.items()):
+            log.write_text("RuntimeError: boom\n")
+            return RunResult("crash", 0.0, {}, self.delay, str(log), None, 1, ["RuntimeError: boom"], "RuntimeError: boom")
+        full = {**profile.baseline, **args}
+        lr = float(full.get("lr", 0.001))
+        score = 0.6 + 0.1 * math.exp(-((math.log10(lr) + 2.0) ** 2)) + (0.02 if full.get("aggregator") == "fedadam" else 0)
+        log.write_text(f"score: {score:.6f}\n")
+        if options.get("on_line"):
+            options["on_line"](f"site-1 round 0: global_accuracy={score:.4f}")
+        return RunResult("ok", score, {"site-1": score}, self.delay, str(log), str(run_dir), 0, [])
