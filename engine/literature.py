@@ -33,7 +33,7 @@ def watchdog(
     for index, row in enumerate(rows):
         if row.status == "literature":
             literature_index = index
-        if row.score is None:
+        if row.score is None or row.status == "crash":
             continue
         gain = None if running is None else (row.score - running if maximize else running - row.score)
         if running is None or gain > min_delta:

@@ -29,10 +29,16 @@ class FakeRunner:
         time.sleep(self.delay)
         if any(args.get(k) == v for k, v in self.crash_when.items()):
             log.write_text("RuntimeError: boom\n")
-            return RunResult("crash", 0.0, {}, self.delay, str(log), None, 1, ["RuntimeError: boom"], "RuntimeError: boom")
+            return RunResult(
+                "crash", 0.0, {}, self.delay, str(log), None, 1, ["RuntimeError: boom"], "RuntimeError: boom"
+            )
         full = {**profile.baseline, **args}
         lr = float(full.get("lr", 0.001))
-        score = 0.6 + 0.1 * math.exp(-((math.log10(lr) + 2.0) ** 2)) + (0.02 if full.get("aggregator") == "fedadam" else 0)
+        score = (
+            0.6
+            + 0.1 * math.exp(-((math.log10(lr) + 2.0) ** 2))
+            + (0.02 if full.get("aggregator") == "fedadam" else 0)
+        )
         log.write_text(f"score: {score:.6f}\n")
         if options.get("on_line"):
             options["on_line"](f"site-1 round 0: global_accuracy={score:.4f}")

@@ -1,0 +1,353 @@
+"""The campaign state machine through its command entry point.
+
+These tests use ``FakeRunner`` (tests/fakes.py) so the loop's logic runs in seconds; the
+real NVFlare path is covered by test_campaign_nvflare.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import git
+import pytest
+from fakes import FakeRunner
+
+from engine.campaign import Campaign, CampaignError, CampaignOptions
+from engine.events import Command, CommandType, EventType
+from engine.ledger import Ledger
+from engine.profile import load_profile
+from engine.proposers.base import CandidateSpec
+from engine.proposers.scripted import ScriptedProposer
+from engine.workspace import init_workspace
+
+TAG = "test-20261122"
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    root, _ = init_workspace(tmp_path / "ws")
+    return root
+
+
+class ListProposer(ScriptedProposer):
+    """Proposes the given specs first, then falls back to the scripted sequence."""
+
+    name = "list"
+
+    def __init__(self, specs):
+        self.specs = list(specs)
+
+    def propose(self, context):
+        return self.specs.pop(0) if self.specs else super().propose(context)
+
+
+def make(workspace, runner=None, proposer=None, **options):
+    profile = load_profile(workspace, "fed_heart_disease")
+    campaign = Campaign(
+        workspace,
+        profile,
+        TAG,
+        CampaignOptions(**options),
+        proposer or ScriptedProposer(),
+        run_fn=runner or FakeRunner(),
+    )
+    events = []
+    campaign.subscribe(events.append)
+    return campaign, events
+
+
+def in_thread(target):
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_for(events, predicate, timeout=20.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for event in list(events):
+            if predicate(event):
+                return event
+        time.sleep(0.02)
+    raise AssertionError(f"no matching event; saw {[e.type.value for e in events][-15:]}")
+
+
+def test_twelve_candidates_end_to_end(workspace):
+    runner = FakeRunner()
+    campaign, events = make(workspace, runner, max_candidates=12)
+    campaign.start()
+    rows = campaign.ledger.rows()
+    assert len(rows) == 12 and rows[0].target == "baseline"
+    assert {r.status for r in rows} <= {"keep", "discard", "crash"}
+    assert rows[0].status == "keep"
+    assert sum(r.status == "keep" for r in rows[1:]) >= 1  # FedAdam beats the fake baseline
+    log = git.Repo(workspace).git.log("--format=%s", f"autoresearch/{TAG}")
+    assert "keep c001" in log and "keep c003" in log
+    assert git.Repo(workspace).head.ref.name == "main"  # the user's checkout was never switched
+    records = Ledger(campaign.dir).latest_candidates()
+    assert records["c003"]["arg_changes"] == {"aggregator": ["weighted", "fedadam"], "server_lr": [1.0, 0.03]}
+    assert records["c003"]["validation"] == dict.fromkeys(
+        ("surface", "args", "contract", "compile", "model", "integrity"), "ok"
+    )
+    assert records["c002"]["timings"]["engine_seconds"] < 5
+    assert events[-1].type is EventType.FINISHED
+    journal = (campaign.dir / "journal.jsonl").read_text().splitlines()
+    assert len(journal) == events[-1].seq
+    # every run used its own worktree, and none is left behind
+    assert all(call["root"].name.startswith("c") for call in runner.calls)
+    assert not any((campaign.dir / "worktrees").iterdir())
+    with pytest.raises(CampaignError, match="already exists"):
+        make(workspace)[0].start()
+
+
+def test_code_change_becomes_a_commit_and_diff(workspace):
+    client = (workspace / "tasks/fed_heart_disease/client.py").read_text()
+    edited = client.replace(
+        "loss_fn = torch.nn.BCEWithLogitsLoss()",
+        "loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(0.8))",
+    )
+    spec = CandidateSpec(
+        "class-weighted BCE", "code", {"lr": 0.01}, {"tasks/fed_heart_disease/client.py": edited}
+    )
+    baseline = CandidateSpec("baseline", "baseline", {})
+    campaign, _ = make(workspace, proposer=ListProposer([baseline, spec]), max_candidates=2)
+    campaign.start()
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["commit"] != record["parent"] and record["edited_files"] == [
+        "tasks/fed_heart_disease/client.py"
+    ]
+    diff = campaign.repo.diff(record["parent"], record["commit"])
+    assert "pos_weight=torch.tensor(0.8)" in diff
+    assert record["status"] == "keep"
+    assert git.Repo(workspace).commit(f"autoresearch/{TAG}~1").hexsha == record["commit"] or record[
+        "commit"
+    ] in git.Repo(workspace).git.rev_list(f"autoresearch/{TAG}")
+
+
+BAD = [
+    ("unknown arg", {"dropout": 0.2}, {}, "args: dropout: not a mutable arg"),
+    ("out of range", {"lr": 5.0}, {}, "args: lr: 5.0 is outside"),
+    ("budget changed", {"num_rounds": 30}, {}, "args: num_rounds: a fixed budget field cannot change"),
+    ("protected file", {}, {"tasks/fed_heart_disease/data.py": "# mine\n"}, "is protected"),
+    ("outside editable", {}, {"profiles/fed_heart_disease.toml": "x = 1\n"}, "is not an editable file"),
+    ("path escape", {}, {"../outside.py": "x = 1\n"}, "escapes the workspace"),
+    ("unregistered arch", {"model_arch": "resnet50"}, {}, "args: model_arch: 'resnet50' is not one of"),
+]
+
+
+@pytest.mark.parametrize(("what", "args", "edits", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_bad_candidates_are_rejected_before_running(workspace, what, args, edits, reason):
+    runner = FakeRunner()
+    bad = CandidateSpec(f"bad: {what}", "scalar", args, edits)
+    campaign, events = make(
+        workspace,
+        runner,
+        proposer=ListProposer([CandidateSpec("baseline", "baseline"), bad]),
+        max_candidates=2,
+    )
+    campaign.start()
+    rejected = next(e for e in events if e.type is EventType.CANDIDATE_REJECTED)
+    assert rejected.data["id"] == "c002" and reason in rejected.data["reason"]
+    assert "\n" not in rejected.data["reason"]
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["status"] == "rejected" and reason in record["error"]
+    assert all(r.artifacts != "runs/c002" for r in campaign.ledger.rows())
+    assert all(call["args"] != args or not args for call in runner.calls[1:2])
+    assert not (workspace / "outside.py").exists() and not (workspace.parent / "outside.py").exists()
+
+
+def test_manual_approval_waits_then_approve_runs_and_reject_records_the_note(workspace):
+    runner = FakeRunner()
+    campaign, events = make(workspace, runner, max_candidates=3, approval="manual")
+    thread = in_thread(campaign.start)
+    first = wait_for(events, lambda e: e.type is EventType.CANDIDATE_AWAITING_APPROVAL)
+    time.sleep(0.3)
+    assert runner.calls == [] and campaign.state == "awaiting_approval"
+    assert first.data["checks"]["contract"] == "ok"
+    campaign.command(Command(CommandType.APPROVE, first.data["id"], note="looks fine"))
+    second = wait_for(
+        events, lambda e: e.type is EventType.CANDIDATE_AWAITING_APPROVAL and e.data["id"] == "c002"
+    )
+    assert len(runner.calls) == 1
+    campaign.command(Command(CommandType.REJECT, second.data["id"], note="server momentum is pointless here"))
+    third = wait_for(
+        events, lambda e: e.type is EventType.CANDIDATE_AWAITING_APPROVAL and e.data["id"] == "c003"
+    )
+    campaign.command(Command(CommandType.SET_APPROVAL, value="auto"))
+    thread.join(timeout=20)
+    records = Ledger(campaign.dir).latest_candidates()
+    assert records["c002"]["status"] == "rejected"
+    assert records["c002"]["human"] == {"decision": "reject", "note": "server momentum is pointless here"}
+    assert "c002 rejected: server momentum is pointless here" in campaign.notes
+    assert len(runner.calls) == 3 and third.data["id"] == "c003"
+    assert [r.artifacts for r in campaign.ledger.rows()] == ["runs/c001", "runs/c003", "runs/c004"]
+    with pytest.raises(ValueError, match="not awaiting approval"):
+        campaign.command(Command(CommandType.APPROVE, "c009"))
+
+
+def test_pause_stops_new_candidates_and_resume_continues(workspace):
+    runner = FakeRunner(delay=0.3)
+    campaign, events = make(workspace, runner, max_candidates=6)
+    thread = in_thread(campaign.start)
+    wait_for(events, lambda e: e.type is EventType.CANDIDATE_STARTED and e.data["id"] == "c002")
+    campaign.command(Command(CommandType.PAUSE))
+    wait_for(events, lambda e: e.type is EventType.STATE and e.data["state"] == "paused")
+    count = len(runner.calls)
+    time.sleep(1.0)
+    assert len(runner.calls) == count  # the running candidate finished; no new one started
+    assert campaign.ledger.rows()[-1].artifacts == "runs/c002"
+    campaign.command(Command(CommandType.RESUME))
+    thread.join(timeout=30)
+    assert len(campaign.ledger.rows()) == 6
+
+
+def test_stop_ends_the_campaign_after_the_running_candidate(workspace):
+    runner = FakeRunner(delay=0.3)
+    campaign, events = make(workspace, runner, max_candidates=20)
+    thread = in_thread(campaign.start)
+    wait_for(events, lambda e: e.type is EventType.CANDIDATE_STARTED and e.data["id"] == "c003")
+    campaign.command(Command(CommandType.STOP, note="enough"))
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert campaign.state == "stopped" and len(campaign.ledger.rows()) == 3
+    assert events[-1].type is EventType.STOPPED and events[-1].data["phase"] == "done"
+
+
+def test_force_literature_adds_a_literature_row_and_cited_candidates(workspace):
+    campaign, events = make(workspace, FakeRunner(delay=0.1), max_candidates=5)
+    thread = in_thread(campaign.start)
+    wait_for(events, lambda e: e.type is EventType.CANDIDATE_STARTED and e.data["id"] == "c002")
+    campaign.command(Command(CommandType.FORCE_LITERATURE))
+    thread.join(timeout=30)
+    rows = campaign.ledger.rows()
+    literature = [r for r in rows if r.status == "literature"]
+    assert len(literature) == 1 and literature[0].budget == "literature_loop" and literature[0].score is None
+    assert (campaign.dir / literature[0].artifacts).read_text().startswith("# Literature review")
+    after = rows[rows.index(literature[0]) + 1]
+    assert after.target == "literature" and "[src: arXiv:" in after.description
+
+
+def test_watchdog_triggers_literature_on_a_plateau(workspace):
+    profile = load_profile(workspace, "fed_heart_disease")
+    flat = profile.model_copy(
+        update={"watchdog": profile.watchdog.model_copy(update={"max_scored_since_reset": 3})}
+    )
+    campaign = Campaign(
+        workspace, flat, TAG, CampaignOptions(max_candidates=9), ScriptedProposer(), run_fn=FakeRunner()
+    )
+    campaign.start()
+    statuses = [r.status for r in campaign.ledger.rows()]
+    assert "literature" in statuses
+
+
+def test_override_rewrites_status_and_advances_the_branch(workspace):
+    campaign, _ = make(workspace, max_candidates=3)
+    campaign.start()
+    assert campaign.ledger.rows()[1].status == "discard"
+    campaign.command(Command(CommandType.OVERRIDE, "c002", note="keep for the repeat study", value="keep"))
+    assert campaign.ledger.rows()[1].status == "keep"
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["human"] == {"decision": "override:keep", "note": "keep for the repeat study"}
+    assert "c002 (human override)" in git.Repo(workspace).git.log("-1", "--format=%s", f"autoresearch/{TAG}")
+
+
+def test_crashing_candidates_are_rows_with_score_zero_and_log_tail(workspace):
+    campaign, _ = make(workspace, FakeRunner(crash_when={"aggregator": "fedavgm"}), max_candidates=3)
+    campaign.start()
+    crash = campaign.ledger.rows()[1]
+    assert crash.status == "crash" and crash.score == 0.0
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["log_tail"] == ["RuntimeError: boom"] and record["error"] == "RuntimeError: boom"
+
+
+def _client_with(old: str, new: str, workspace) -> dict:
+    source = (workspace / "tasks/fed_heart_disease/client.py").read_text()
+    assert old in source
+    return {"tasks/fed_heart_disease/client.py": source.replace(old, new, 1)}
+
+
+CODE_BREAKS = [
+    (
+        "syntax error",
+        "tasks/fed_heart_disease/model.py",
+        "def count_parameters(",
+        "def count_parameters((",
+        "compile: tasks/fed_heart_disease/model.py:",
+    ),
+    (
+        "FULL instead of DIFF",
+        "client",
+        "params_type=ParamsType.DIFF",
+        "params_type=ParamsType.FULL",
+        "contract: tasks/fed_heart_disease/client.py: no FLModel(..., params_type=ParamsType.DIFF)",
+    ),
+    (
+        "no NUM_STEPS_CURRENT_ROUND",
+        "client",
+        '"NUM_STEPS_CURRENT_ROUND"',
+        '"steps"',
+        'contract: tasks/fed_heart_disease/client.py: no "NUM_STEPS_CURRENT_ROUND"',
+    ),
+    (
+        "no strict load",
+        "client",
+        "model.load_state_dict(global_state, strict=True)",
+        "model.load_state_dict(global_state, strict=False)",
+        "no load_state_dict(..., strict=True)",
+    ),
+    (
+        "over-cap architecture",
+        "tasks/fed_heart_disease/model.py",
+        '"mlp32": lambda: _mlp(32)',
+        '"mlp32": lambda: _mlp(4096)',
+        "model: architecture 'mlp32' has 61441 parameters, over the cap of 2000",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "path", "old", "new", "reason"), CODE_BREAKS, ids=[c[0] for c in CODE_BREAKS]
+)
+def test_code_that_breaks_the_contract_is_rejected(workspace, what, path, old, new, reason):
+    if path == "client":
+        edits = _client_with(old, new, workspace)
+    else:
+        source = (workspace / path).read_text()
+        assert old in source
+        edits = {path: source.replace(old, new, 1)}
+    args = {"model_arch": "mlp32"} if "architecture" in what else {}
+    runner = FakeRunner()
+    campaign, events = make(
+        workspace, runner, proposer=ListProposer([CandidateSpec(what, "code", args, edits)]), max_candidates=1
+    )
+    thread = in_thread(campaign.start)
+    rejected = wait_for(events, lambda e: e.type is EventType.CANDIDATE_REJECTED)
+    campaign.command(Command(CommandType.STOP))
+    thread.join(timeout=30)
+    assert reason in rejected.data["reason"], rejected.data["reason"]
+    assert Ledger(campaign.dir).latest_candidates()["c001"]["status"] == "rejected"
+    assert not [r for r in campaign.ledger.rows() if r.artifacts == "runs/c001"]
+
+
+def test_symlink_and_changed_protected_file_fail_the_guard(workspace):
+    from engine.guard import protected_hashes, validate
+    from engine.workspace import CampaignRepo, changed_paths
+
+    profile = load_profile(workspace, "fed_heart_disease")
+    hashes = protected_hashes(workspace, profile)
+    repo = CampaignRepo(workspace, TAG)
+    repo.start()
+    tree = repo.worktree_for("c001", repo.head())
+    client = tree / "tasks/fed_heart_disease/client.py"
+    client.unlink()
+    client.symlink_to(tree / "tasks/fed_heart_disease/data.py")
+    verdict = validate(tree, changed_paths(tree), profile, {}, hashes, {})
+    assert verdict.reason == "surface: tasks/fed_heart_disease/client.py is a symlink"
+    tree2 = repo.worktree_for("c002", repo.head())
+    metric = tree2 / "tasks/shared/evaluation.py"
+    metric.write_text(metric.read_text().replace("== labels", "!= labels"))
+    verdict = validate(tree2, [], profile, {}, hashes, {})  # even an edit the surface check missed
+    assert verdict.checks["integrity"] == (
+        "protected file tasks/shared/evaluation.py changed (SHA-256 differs from the campaign start)"
+    )

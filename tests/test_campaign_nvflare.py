@@ -1,0 +1,134 @@
+"""Real campaigns through the ``afr`` command: NVFlare jobs, git worktrees, kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import git
+import psutil
+import pytest
+
+from engine.events import Event, EventType
+from engine.ledger import Ledger
+from engine.runner import processes_of_run
+
+pytestmark = pytest.mark.nvflare
+TAG = "heart-smoke-20261122"
+
+
+def afr(*args, cwd, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    done = afr("init", str(tmp_path / "ws"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "ws"
+
+
+def journal(workspace: Path) -> list[Event]:
+    path = workspace / ".afr" / "campaigns" / TAG / "journal.jsonl"
+    if not path.exists():
+        return []
+    return [Event.from_json(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
+def test_headless_campaign_keeps_history_and_shows_diffs(workspace):
+    done = afr(
+        "run",
+        "--profile",
+        "fed_heart_disease",
+        "--headless",
+        "--max-candidates",
+        "3",
+        "--smoke",
+        "--tag",
+        TAG,
+        cwd=workspace,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "[c001] keep" in done.stdout
+    rows = Ledger(workspace / ".afr/campaigns" / TAG).rows()
+    assert [r.artifacts for r in rows] == ["runs/c001", "runs/c002", "runs/c003"]
+    assert all(r.status in ("keep", "discard", "crash") for r in rows) and rows[0].status == "keep"
+    assert all(0 < r.score <= 1 for r in rows if r.status != "crash")
+    log = git.Repo(workspace).git.log("--format=%s", f"autoresearch/{TAG}")
+    assert "keep c001: baseline" in log and "results.tsv checkpoint: 3 rows" in log
+    committed = git.Repo(workspace).git.show(f"autoresearch/{TAG}:results.tsv")
+    assert committed == (workspace / ".afr/campaigns" / TAG / "results.tsv").read_text().rstrip("\n")
+    diff = afr("diff", "c002", cwd=workspace)
+    assert diff.returncode == 0 and "aggregator: weighted -> fedavgm" in diff.stdout
+    status = json.loads(afr("status", "--json", cwd=workspace).stdout)
+    assert (
+        status["state"] == "finished" and status["candidates"] == 3 and status["best"] >= status["baseline"]
+    )
+    assert not git.Repo(workspace).is_dirty(untracked_files=True)
+
+
+def test_kill_9_then_resume_records_the_interrupted_candidate_and_continues(workspace):
+    engine = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "--profile",
+            "fed_heart_disease",
+            "--headless",
+            "--max-candidates",
+            "3",
+            "--smoke",
+            "--tag",
+            TAG,
+        ],
+        cwd=workspace,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    token = None
+    deadline = time.time() + 300
+    while time.time() < deadline and token is None:
+        for event in journal(workspace):
+            if (
+                event.type is EventType.CANDIDATE_LOG
+                and event.data.get("id") == "c002"
+                and "token" in event.data
+            ):
+                token = event.data["token"]
+        time.sleep(0.5)
+    assert token, "candidate c002 never started"
+    time.sleep(4)  # let NVFlare's simulator start its workers
+    assert processes_of_run(token), "the job should be running"
+    os.kill(engine.pid, signal.SIGKILL)
+    engine.wait(timeout=10)
+    assert processes_of_run(token), "NVFlare outlives a killed engine: resume must clean up"
+
+    done = afr("resume", TAG, "--headless", cwd=workspace)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert processes_of_run(token) == []
+    ledger = Ledger(workspace / ".afr/campaigns" / TAG)
+    rows = ledger.rows()
+    assert [r.artifacts for r in rows] == ["runs/c001", "runs/c002", "runs/c003"]
+    assert rows[1].status == "crash" and rows[1].description.endswith("(interrupted)")
+    records = ledger.latest_candidates()
+    assert records["c002"]["error"] == "interrupted" and records["c003"]["status"] in ("keep", "discard")
+    assert len(ledger.candidates()) == 3  # nothing duplicated
+    leftovers = [
+        p for p in psutil.process_iter(["cmdline"]) if str(workspace) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
