@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("tag", nargs="?", default=None)
     resume.add_argument("--workspace", type=Path, default=None)
     resume.add_argument("--headless", action="store_true")
+    resume.add_argument("--max-candidates", type=positive_int, default=None, help="raise (or lower) the cap")
+    resume.add_argument("--max-hours", type=positive_float, default=None)
     resume.set_defaults(handler=cmd_resume)
 
     status = commands.add_parser("status", help="a campaign's progress")

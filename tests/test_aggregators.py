@@ -110,7 +110,9 @@ def test_scaffold_averages_diffs_and_accumulates_global_control():
         for key in ("w", "b"):
             np.testing.assert_allclose(result.params[key], weighted_mean(diffs, key), rtol=1e-6)
             control[key] = control[key] + weighted_mean(controls, key)
-            np.testing.assert_allclose(result.meta[SCAFFOLD_CTRL_GLOBAL][key], control[key], rtol=1e-5)
+            np.testing.assert_allclose(
+                np.asarray(result.meta[SCAFFOLD_CTRL_GLOBAL][key]), control[key], rtol=1e-5
+            )
 
 
 def test_scaffold_refuses_update_without_controls():

@@ -243,7 +243,10 @@ class ScaffoldAggregator(WeightedAggregator):
         diff = self.mean_diff()
         for key, total in self._control_sums.items():
             self.global_controls[key] = self.global_controls.get(key, 0.0) + total / self._total
-        controls = {key: value.astype(np.float32) for key, value in self.global_controls.items()}
+        # Plain nested lists: NVFlare saves this meta with the global model and reloads it with
+        # torch.load(weights_only=True), which refuses numpy arrays, and tensors in meta do not
+        # reach in-process clients. Lists survive both.
+        controls = {key: value.astype(np.float32).tolist() for key, value in self.global_controls.items()}
         return self._diff_model(diff, meta={SCAFFOLD_CTRL_GLOBAL: controls})
 
 

@@ -86,7 +86,8 @@ class ScaffoldState:
         for name, value in controls.items():
             if name not in self.server:
                 raise ValueError(f"SCAFFOLD control for unknown parameter {name!r}")
-            self.server[name] = torch.as_tensor(np.asarray(value), dtype=self.server[name].dtype)
+            value = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+            self.server[name] = value.to(self.server[name].dtype)
 
     def server_norm(self) -> float:
         """L2 norm of the server control received last (0 before the first aggregation)."""
