@@ -17,11 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.events import Command, CommandType, Event, EventType
-from engine.guard import protected_hashes, validate
-from engine.ledger import LITERATURE_BUDGET, Ledger, ResultRow, locked_append
+from engine.guard import apply_edits, check_models, model_choices, protected_hashes, validate
+from engine.journal import Journal
+from engine.ledger import LITERATURE_BUDGET, Ledger, ResultRow
 from engine.literature import watchdog
 from engine.profile import Profile
 from engine.proposers.base import CandidateSpec, ProposalContext, Proposer
+from engine.records import best_summary, budget_label, candidate_record
 from engine.review import review_batch
 from engine.runner import RunResult, processes_of_run, run_job
 from engine.workspace import CampaignRepo, changed_paths
@@ -79,7 +81,7 @@ class Campaign:
         self.dir = campaign_dir(root, tag)
         self.ledger = Ledger(self.dir)
         self.repo = CampaignRepo(self.root, tag)
-        self.journal_path = self.dir / "journal.jsonl"
+        self.journal = Journal(self.dir / "journal.jsonl")
         self.state = "starting"
         self.paused = False
         self.stop_requested = False
@@ -93,8 +95,6 @@ class Campaign:
         self.running: dict[str, dict] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._cond = threading.Condition()
-        self._seq = 0
-        self._journal_lock = threading.Lock()
         self._started = time.time()
 
     # -- events and commands -----------------------------------------------------------------
@@ -103,10 +103,7 @@ class Campaign:
         self._subscribers.append(callback)
 
     def emit(self, type_: EventType, **data) -> Event:
-        with self._journal_lock:
-            self._seq += 1
-            event = Event(type_, data, time.time(), self._seq)
-            locked_append(self.journal_path, event.to_json() + "\n")
+        event = self.journal.append(type_, data)
         for callback in list(self._subscribers):
             try:
                 callback(event)
@@ -190,12 +187,14 @@ class Campaign:
         self.hashes = meta["protected_hashes"]
         self._started = meta.get("created", time.time())
         self.ledger.repair()
-        self._seq = max((Event.from_json(line).seq for line in self._journal_lines()), default=0)
         self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
         self._recover_interrupted()
         self.run()
 
     def run(self) -> None:
+        # Check every architecture of the unchanged model.py once, up front, so args-only
+        # candidates reuse the verdicts instead of starting an interpreter each.
+        self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
         self._set_state("running")
         while True:
             with self._cond:
@@ -319,7 +318,7 @@ class Campaign:
             proposer=self.proposer.name,
         )
         worktree = self.repo.worktree_for(cid, parent)
-        edit_problem = self._apply_edits(worktree, spec.edits)
+        edit_problem = apply_edits(worktree, spec.edits, self.profile)
         changes = changed_paths(worktree)
         verdict = validate(worktree, changes, self.profile, spec.args, self.hashes, self.model_verdicts)
         if edit_problem:
@@ -343,19 +342,6 @@ class Campaign:
         candidate["diff"] = self.repo.diff(parent, commit) if commit else ""
         self.emit(EventType.CANDIDATE_VALIDATED, id=cid, commit=candidate["commit"], checks=verdict.checks)
         return candidate
-
-    def _apply_edits(self, worktree: Path, edits: dict[str, str]) -> str:
-        from engine.guard import path_problem
-
-        for path, text in edits.items():
-            problem = path_problem(path, self.profile)
-            if problem:
-                return problem
-            target = worktree / path
-            if target.is_symlink():
-                return f"{path} is a symlink"
-            target.write_text(text, encoding="utf-8")
-        return ""
 
     def _approved(self, candidate: dict) -> bool:
         if self.approval != "manual":
@@ -496,43 +482,11 @@ class Campaign:
         error: str = "",
         human: dict | None = None,
     ) -> None:
-        spec: CandidateSpec = candidate["spec"]
-        now = time.time()
-        record = {
-            "id": candidate["id"],
-            "status": status,
-            "parent": candidate["parent"],
-            "commit": candidate.get("commit"),
-            "args": spec.args,
-            "arg_changes": {k: [self.profile.baseline.get(k), v] for k, v in spec.args.items()},
-            "edited_files": candidate.get("edited_files", []),
-            "proposer": self.proposer.name,
-            "target": spec.target,
-            "description": spec.description,
-            "source_refs": spec.source_refs,
-            "validation": candidate.get("validation", {}),
-            "protected_hashes": self.hashes,
-            "human": human or candidate.get("human"),
-            "error": error or (result.error if result else ""),
-            "timings": {
-                "proposed": candidate["proposed"],
-                "started": candidate.get("started"),
-                "finished": now,
-            },
-        }
-        if result is not None:
-            record.update(
-                score=result.score,
-                per_site=result.per_site,
-                run_status=result.status,
-                runtime_seconds=result.runtime_seconds,
-                log_path=result.log_path,
-                log_tail=result.log_tail[-20:] if result.status != "ok" else [],
+        self.ledger.append_candidate(
+            candidate_record(
+                candidate, status, self.profile, self.proposer.name, self.hashes, result, error, human
             )
-            record["timings"]["engine_seconds"] = max(
-                0.0, now - candidate["proposed"] - result.runtime_seconds
-            )
-        self.ledger.append_candidate(record)
+        )
 
     # -- human overrides and recovery ---------------------------------------------------------------
 
@@ -553,19 +507,7 @@ class Campaign:
 
     def _recover_interrupted(self) -> None:
         """A candidate that was running when the engine died is recorded as a crash."""
-        final = self._final_records()
-        started: dict[str, dict] = {}
-        for line in self._journal_lines():
-            event = Event.from_json(line)
-            if event.type is EventType.CANDIDATE_STARTED:
-                started[event.data["id"]] = {"ts": event.ts, **event.data}
-            elif event.type is EventType.CANDIDATE_LOG and "token" in event.data:
-                started.setdefault(event.data["id"], {})["token"] = event.data["token"]
-            elif event.type is EventType.CANDIDATE_PROPOSED:
-                started.setdefault(event.data["id"], {})["proposal"] = event.data
-        for cid, info in started.items():
-            if cid in final or "ts" not in info:
-                continue
+        for cid, info in self.journal.unfinished(set(self._final_records())).items():
             for process in processes_of_run(info.get("token", "-")):
                 process.kill()
             proposal = info.get("proposal", {})
@@ -575,31 +517,22 @@ class Campaign:
                 proposal.get("args", {}),
                 source_refs=proposal.get("source_refs", []),
             )
-            parent = proposal.get("parent", self.repo.head())
+            parent = proposal.get("parent") or self.repo.head()
             candidate = {
                 "id": cid,
                 "spec": spec,
                 "parent": parent,
                 "commit": parent,
-                "proposed": info["ts"],
-                "started": info["ts"],
+                "proposed": info["started"],
+                "started": info["started"],
             }
-            result = RunResult(
-                "crash",
-                0.0,
-                {},
-                time.time() - info["ts"],
-                info.get("run_dir", ""),
-                None,
-                None,
-                [],
-                "interrupted",
-            )
+            runtime = time.time() - info["started"]
+            result = RunResult("crash", 0.0, {}, runtime, info["run_dir"], None, None, [], "interrupted")
             self.ledger.append_row(
                 ResultRow(
                     parent[:7],
                     0.0,
-                    result.runtime_seconds,
+                    runtime,
                     self._budget_label(),
                     "crash",
                     spec.target,
@@ -615,7 +548,7 @@ class Campaign:
                 status="crash",
                 score=0.0,
                 description=spec.description,
-                runtime_seconds=result.runtime_seconds,
+                runtime_seconds=runtime,
                 error="interrupted",
             )
 
@@ -627,39 +560,17 @@ class Campaign:
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _journal_lines(self) -> list[str]:
-        if not self.journal_path.exists():
-            return []
-        return [line for line in self.journal_path.read_text().split("\n")[:-1] if line.strip()]
-
     def _final_records(self) -> dict[str, dict]:
         return self.ledger.latest_candidates()
 
     def _proposed_count(self) -> int:
-        return sum(1 for line in self._journal_lines() if '"type": "candidate_proposed"' in line)
+        return self.journal.proposed_count()
 
     def _budget_label(self) -> str:
-        budget = self.profile.budget
-        rounds = (
-            self.profile.smoke.get("num_rounds", budget.num_rounds)
-            if self.options.smoke
-            else budget.num_rounds
-        )
-        return f"{'smoke:' if self.options.smoke else ''}clients={budget.n_clients};rounds={rounds}"
+        return budget_label(self.profile, self.options.smoke)
 
     def _best_row_dict(self) -> dict | None:
-        rows = [
-            r for r in self.ledger.rows() if r.score is not None and r.status not in ("crash", "literature")
-        ]
-        if not rows:
-            return None
-        best = max(rows, key=lambda r: r.score if self.profile.maximize else -r.score)
-        return {
-            "score": best.score,
-            "description": best.description,
-            "artifacts": best.artifacts,
-            "baseline": rows[0].score,
-        }
+        return best_summary(self.ledger.rows(), self.profile.maximize)
 
     def _set_state(self, state: str) -> None:
         if state != self.state:

@@ -67,6 +67,19 @@ def _matches(path: str, pattern: str) -> bool:
     return PurePosixPath(path).match(pattern) or path == pattern
 
 
+def apply_edits(worktree: Path, edits: dict[str, str], profile: Profile) -> str:
+    """Write a proposer's file edits into the worktree; the first refused path's reason, or ""."""
+    for path, text in edits.items():
+        problem = path_problem(path, profile)
+        if problem:
+            return problem
+        target = worktree / path
+        if target.is_symlink():
+            return f"{path} is a symlink"
+        target.write_text(text, encoding="utf-8")
+    return ""
+
+
 def check_surface(worktree: Path, changes: list[tuple[str, str]], profile: Profile) -> str:
     for status, path in changes:
         problem = path_problem(path, profile)
@@ -90,31 +103,48 @@ def check_compiles(worktree: Path, changes: list[tuple[str, str]]) -> str:
     return "ok"
 
 
-def check_model(worktree: Path, profile: Profile, arch: str, timeout: float = 60.0) -> str:
-    """Build the architecture in a separate interpreter: candidate code never runs in the engine."""
+def check_models(worktree: Path, profile: Profile, archs: list[str], timeout: float = 60.0) -> dict[str, str]:
+    """Build each architecture in one separate interpreter: candidate code never runs in the engine.
+
+    Returns "ok" or the reason per architecture (unregistered, over the cap, import error).
+    """
     module = profile.task_dir.replace("/", ".") + ".model"
     probe = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(worktree)!r})\n"
-        f"from {module} import build_model, count_parameters\n"
-        "try:\n"
-        f"    model = build_model({arch!r}, {profile.budget.max_model_params})\n"
-        "    print(json.dumps({'params': count_parameters(model)}))\n"
-        "except Exception as error:\n"
-        "    print(json.dumps({'error': str(error)}))\n"
+        f"from {module} import build_model\n"
+        "verdicts = {}\n"
+        f"for arch in {list(archs)!r}:\n"
+        "    try:\n"
+        f"        build_model(arch, {profile.budget.max_model_params})\n"
+        "        verdicts[arch] = 'ok'\n"
+        "    except Exception as error:\n"
+        "        verdicts[arch] = str(error).splitlines()[0] if str(error) else type(error).__name__\n"
+        "print(json.dumps(verdicts))\n"
     )
     try:
         done = subprocess.run(
             [sys.executable, "-c", probe], cwd=worktree, capture_output=True, text=True, timeout=timeout
         )
     except subprocess.TimeoutExpired:
-        return f"building {arch!r} took over {timeout:.0f} s"
+        return dict.fromkeys(archs, f"building the model took over {timeout:.0f} s")
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["model.py failed to import"])[-1]
-        return f"model.py: {last}"
-    answer = json.loads(lines[-1])
-    return answer.get("error", "ok")
+        return dict.fromkeys(archs, f"model.py: {last}")
+    return json.loads(lines[-1])
+
+
+def check_model(worktree: Path, profile: Profile, arch: str) -> str:
+    return check_models(worktree, profile, [arch])[arch]
+
+
+def model_choices(profile: Profile) -> list[str]:
+    """Every architecture a candidate may name through args."""
+    arg = profile.mutable.get("model_arch")
+    choices = [str(c) for c in arg.choices] if arg and arg.choices else []
+    baseline = str(profile.baseline.get("model_arch", ""))
+    return sorted({*choices, baseline} - {""})
 
 
 def check_integrity(worktree: Path, profile: Profile, expected: dict[str, str]) -> str:

@@ -1,0 +1,50 @@
+"""``journal.jsonl``: every event of a campaign, appended under a lock, readable by any process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from engine.events import Event, EventType
+from engine.ledger import locked_append
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._seq = max((event.seq for event in self.events()), default=0)
+
+    def append(self, type_: EventType, data: dict) -> Event:
+        with self._lock:
+            self._seq += 1
+            event = Event(type_, data, time.time(), self._seq)
+            locked_append(self.path, event.to_json() + "\n")
+        return event
+
+    def events(self) -> list[Event]:
+        """All complete events (a torn last line from a crash is ignored)."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").split("\n")[:-1]
+        return [Event.from_json(line) for line in lines if line.strip()]
+
+    def proposed_count(self) -> int:
+        return sum(1 for event in self.events() if event.type is EventType.CANDIDATE_PROPOSED)
+
+    def unfinished(self, final_ids: set[str]) -> dict[str, dict]:
+        """Candidates that started running but have no final record: what a crash interrupted.
+
+        Each entry has the proposal, the start time, the run directory and the run token.
+        """
+        found: dict[str, dict] = {}
+        for event in self.events():
+            cid = event.data.get("id")
+            if event.type is EventType.CANDIDATE_PROPOSED:
+                found.setdefault(cid, {})["proposal"] = event.data
+            elif event.type is EventType.CANDIDATE_STARTED:
+                found.setdefault(cid, {}).update(started=event.ts, run_dir=event.data.get("run_dir", ""))
+            elif event.type is EventType.CANDIDATE_LOG and "token" in event.data:
+                found.setdefault(cid, {})["token"] = event.data["token"]
+        return {cid: info for cid, info in found.items() if "started" in info and cid not in final_ids}
