@@ -351,3 +351,21 @@ def test_symlink_and_changed_protected_file_fail_the_guard(workspace):
     assert verdict.checks["integrity"] == (
         "protected file tasks/shared/evaluation.py changed (SHA-256 differs from the campaign start)"
     )
+
+
+def test_parallel_batch_branches_from_one_parent_and_keeps_at_most_one(workspace):
+    runner = FakeRunner(delay=0.2)
+    campaign, events = make(workspace, runner, max_candidates=5, parallel=2)
+    campaign.start()
+    proposed = {e.data["id"]: e.data["parent"] for e in events if e.type is EventType.CANDIDATE_PROPOSED}
+    assert proposed["c002"] == proposed["c003"] and proposed["c004"] == proposed["c005"]
+    statuses = {r.artifacts: r.status for r in campaign.ledger.rows()}
+    assert [statuses["runs/c002"], statuses["runs/c003"]].count("keep") <= 1
+    assert len(campaign.ledger.rows()) == 5
+
+
+def test_time_cap_ends_the_campaign(workspace):
+    campaign, events = make(workspace, FakeRunner(delay=0.5), max_candidates=50, max_hours=0.003)
+    campaign.start()
+    assert events[-1].type is EventType.FINISHED and "time cap" in events[-1].data["reason"]
+    assert 1 <= len(campaign.ledger.rows()) < 50

@@ -128,3 +128,35 @@ def test_wheel_carries_the_workspace_template(root, tmp_path):
     assert not any("__pycache__" in name for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "afr = engine.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_validate_reports_each_check_and_refuses_a_protected_edit(tmp_path):
+    target = tmp_path / "ws"
+    assert afr("init", str(target)).returncode == 0
+    clean = afr("validate", "--profile", "fed_heart_disease", cwd=target)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "ok   integrity: ok" in clean.stdout
+    data = target / "tasks/fed_heart_disease/data.py"
+    data.write_text(data.read_text() + "\n# tweak\n")
+    dirty = afr("validate", "--profile", "fed_heart_disease", cwd=target)
+    assert dirty.returncode == 2
+    assert "FAIL surface: tasks/fed_heart_disease/data.py is protected" in dirty.stdout
+    assert dirty.stderr.strip().splitlines() == [
+        "afr: error: validation failed: surface: tasks/fed_heart_disease/data.py is protected"
+    ]
+
+
+def test_campaign_commands_outside_a_workspace_fail_cleanly(tmp_path):
+    for args in (["status"], ["list"], ["resume"], ["diff", "c001"]):
+        done = afr(*args, "--workspace", str(tmp_path), cwd=tmp_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, args
+        assert done.stderr.count("\n") == 1
+
+
+def test_bad_tag_is_refused(tmp_path):
+    target = tmp_path / "ws"
+    assert afr("init", str(target)).returncode == 0
+    done = afr("run", "--tag", "My Campaign", "--headless", cwd=target)
+    assert done.returncode == 2 and "may only use lowercase" in done.stderr
+    done = afr("run", "--tag", "heart-nodate", "--headless", cwd=target)
+    assert done.returncode == 2 and "must contain a YYYYMMDD date" in done.stderr
