@@ -175,17 +175,12 @@ def workspace_root(path: Path | None) -> Path:
 
 def _drive(campaign, action, headless: bool) -> int:
     from engine.console import ConsoleView
-    from engine.events import Command, CommandType
 
     if not headless:
         print("afr: the cockpit is not available yet; showing the headless view", file=sys.stderr)
     view = ConsoleView(campaign)
-    try:
-        view.run(action)
-    except KeyboardInterrupt:
-        campaign.command(Command(CommandType.STOP, note="Ctrl-C"))
-        campaign.kill_running()
-        print(f"afr: interrupted; continue with `afr resume {campaign.tag}`", file=sys.stderr)
+    if not view.run(action):
+        print(f"afr: aborted; continue with `afr resume {campaign.tag}`", file=sys.stderr)
         return 130
     from engine.status import summary
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.campaign import Campaign
-from engine.events import Event, EventType
+from engine.events import Command, CommandType, Event, EventType
 
 STATUS_STYLE = {
     "keep": "green",
@@ -35,6 +35,7 @@ class ConsoleView:
         self.last_line = ""
         self.started = time.time()
         self._lock = threading.Lock()
+        self._done = threading.Event()
         campaign.subscribe(self.on_event)
 
     def on_event(self, event: Event) -> None:
@@ -132,20 +133,44 @@ class ConsoleView:
         ]
         return Panel(Group(*body), title="afr campaign (headless)")
 
-    def run(self, target) -> None:
-        """Run ``target`` (the campaign loop) while rendering."""
-        if not self.live_mode:
-            target()
-            return
-        with Live(self.render(), console=self.console, refresh_per_second=2, transient=False) as live:
-            worker = threading.Thread(target=self._guarded(target), daemon=True)
-            worker.start()
-            while worker.is_alive():
+    def run(self, target) -> bool:
+        """Run ``target`` (the campaign loop) on a worker thread while rendering.
+
+        The first Ctrl-C asks the campaign to stop after the running candidate; a second one
+        kills the running job at once. Returns False when the user aborted.
+        """
+        # The main thread polls a flag with sleep(): a Ctrl-C that interrupts Thread.join() can
+        # leave the thread wrongly marked as finished on CPython 3.11.
+        worker = threading.Thread(target=self._guarded(target), daemon=True)
+        worker.start()
+        interrupts = 0
+        live = Live(self.render(), console=self.console, refresh_per_second=2) if self.live_mode else None
+        if live:
+            live.start()
+        try:
+            while not self._done.is_set():
+                try:
+                    if live:
+                        live.update(self.render())
+                    time.sleep(0.25)
+                except KeyboardInterrupt:
+                    interrupts += 1
+                    if interrupts == 1:
+                        self.campaign.command(Command(CommandType.STOP, note="Ctrl-C"))
+                        self.console.print(
+                            "[yellow]stopping after the running candidate; Ctrl-C again to abort it[/]"
+                        )
+                    else:
+                        self.campaign.kill_running()
+                        self._done.wait(timeout=30)
+                        break
+        finally:
+            if live:
                 live.update(self.render())
-                worker.join(timeout=0.5)
-            live.update(self.render())
+                live.stop()
         if self._error:
             raise self._error
+        return interrupts < 2
 
     _error: BaseException | None = None
 
@@ -155,6 +180,8 @@ class ConsoleView:
                 target()
             except BaseException as error:  # surfaced on the main thread after the view closes
                 self._error = error
+            finally:
+                self._done.set()
 
         return call
 

@@ -132,3 +132,39 @@ def test_kill_9_then_resume_records_the_interrupted_candidate_and_continues(work
         p for p in psutil.process_iter(["cmdline"]) if str(workspace) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+
+
+def test_ctrl_c_stops_after_the_running_candidate(workspace):
+    engine = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            "--profile",
+            "fed_heart_disease",
+            "--headless",
+            "--max-candidates",
+            "5",
+            "--smoke",
+            "--tag",
+            TAG,
+        ],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(
+        e.type is EventType.CANDIDATE_STARTED for e in journal(workspace)
+    ):
+        time.sleep(0.5)
+    engine.send_signal(signal.SIGINT)
+    output, _ = engine.communicate(timeout=300)
+    assert engine.returncode == 0, output[-2000:]
+    assert "stopping after the running candidate" in output
+    rows = Ledger(workspace / ".afr/campaigns" / TAG).rows()
+    assert [(r.artifacts, r.status) for r in rows] == [("runs/c001", "keep")]
+    assert json.loads(afr("status", "--json", cwd=workspace).stdout)["state"] == "stopped"
