@@ -184,6 +184,9 @@ class Campaign:
         if not meta_path.exists():
             raise CampaignError(f"no campaign {self.tag} in {self.root}")
         meta = json.loads(meta_path.read_text())
+        if meta.get("options") != asdict(self.options):  # caps changed on resume: remember them
+            meta["options"] = asdict(self.options)
+            meta_path.write_text(json.dumps(meta, indent=2))
         self.hashes = meta["protected_hashes"]
         self._started = meta.get("created", time.time())
         self.ledger.repair()

@@ -229,10 +229,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     tag = resolve_tag(root, args.tag)
     meta = json.loads((campaign_dir(root, tag) / "campaign.json").read_text())
     profile = load_profile(root, meta["profile"])
-    campaign = Campaign(
-        root, profile, tag, CampaignOptions(**meta["options"]), ScriptedProposer(), gpus=gpu_ids()
-    )
-    print(f"afr: resuming {tag}", flush=True)
+    options = CampaignOptions(**meta["options"])
+    if args.max_candidates:
+        options.max_candidates = args.max_candidates
+    if args.max_hours:
+        options.max_hours = args.max_hours
+    campaign = Campaign(root, profile, tag, options, ScriptedProposer(), gpus=gpu_ids())
+    print(f"afr: resuming {tag} (cap {options.max_candidates} candidates)", flush=True)
     return _drive(campaign, campaign.resume, args.headless)
 
 

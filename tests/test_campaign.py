@@ -369,3 +369,18 @@ def test_time_cap_ends_the_campaign(workspace):
     campaign.start()
     assert events[-1].type is EventType.FINISHED and "time cap" in events[-1].data["reason"]
     assert 1 <= len(campaign.ledger.rows()) < 50
+
+
+def test_resume_with_a_raised_cap_continues_without_duplicates(workspace):
+    import json
+
+    campaign, _ = make(workspace, max_candidates=3)
+    campaign.start()
+    again, events = make(workspace, max_candidates=5)
+    again.resume()
+    rows = again.ledger.rows()
+    assert [r.artifacts for r in rows] == [f"runs/c00{i}" for i in range(1, 6)]
+    assert len(Ledger(again.dir).candidates()) == 5
+    assert json.loads((again.dir / "campaign.json").read_text())["options"]["max_candidates"] == 5
+    assert events[0].type is EventType.CAMPAIGN_RESUMED
+    assert events[0].seq > 1  # the journal's sequence continues across engine sessions
