@@ -22,13 +22,14 @@ from engine.journal import Journal
 from engine.ledger import LITERATURE_BUDGET, Ledger, ResultRow
 from engine.literature import watchdog
 from engine.profile import Profile
-from engine.proposers.base import CandidateSpec, ProposalContext, Proposer
+from engine.proposers.base import CandidateSpec, ProposalContext, Proposer, ProposerError
 from engine.records import best_summary, budget_label, candidate_record
 from engine.review import review_batch
 from engine.runner import RunResult, processes_of_run, run_job
 from engine.workspace import CampaignRepo, changed_paths
 
 CHECKPOINT_EVERY = 10
+MAX_PROPOSER_FAILURES = 3
 STATES = (
     "starting",
     "running",
@@ -50,6 +51,12 @@ class CampaignOptions:
     env: str = "sim"
     smoke: bool = False
     seed: int = 0
+    max_cost: float | None = None  # USD per campaign, for LLM proposers
+    proposer: str = "scripted"  # scripted or llm
+    model: str | None = None  # any LiteLLM model string, for the llm proposer
+    api_base: str | None = None
+    fallback_model: str | None = None
+    tool_calling: bool = True  # False: the JSON-in-text protocol
 
 
 class CampaignError(RuntimeError):
@@ -243,6 +250,10 @@ class Campaign:
             self._proposed_count(),
             self.options.seed,
             list(self.notes),
+            root=self.root,
+            parent=self.repo.head(),
+            tag=self.tag,
+            hashes=self.hashes,
         )
 
     def _maybe_literature(self) -> None:
@@ -297,7 +308,9 @@ class Campaign:
         for _ in range(width):
             if self.stop_requested or self.paused:
                 break
-            candidate = self._prepare(self._next_spec(), parent)
+            spec = self._propose()
+            candidate = self._prepare(spec, parent)
+            self._check_cost_cap()
             if candidate and self._approved(candidate):
                 approved.append(candidate)
         if not approved:
@@ -305,6 +318,26 @@ class Campaign:
         with ThreadPoolExecutor(max_workers=len(approved)) as pool:
             results = list(pool.map(self._execute, approved, range(len(approved))))
         self._review(list(zip(approved, results, strict=True)))
+
+    def _propose(self) -> CandidateSpec:
+        """The next spec; a proposer failure becomes a spec the guard refuses, with the reason."""
+        try:
+            spec = self._next_spec()
+            self._proposer_failures = 0
+            return spec
+        except ProposerError as error:
+            self._proposer_failures = getattr(self, "_proposer_failures", 0) + 1
+            if self._proposer_failures >= MAX_PROPOSER_FAILURES:
+                self.command(
+                    Command(CommandType.PAUSE, note=f"the proposer failed {self._proposer_failures} times")
+                )
+            return CandidateSpec(f"(no proposal: {error})", "scalar", {}, proposer_error=str(error))
+
+    def _check_cost_cap(self) -> None:
+        spent = float(getattr(self.proposer, "total_cost", 0.0) or 0.0)
+        cap = self.options.max_cost
+        if cap is not None and spent >= cap and not self.paused:
+            self.command(Command(CommandType.PAUSE, note=f"cost cap reached: ${spent:.4f} of ${cap:.4f}"))
 
     def _prepare(self, spec: CandidateSpec, parent: str) -> dict | None:
         cid = f"c{self._proposed_count() + 1:03d}"
@@ -319,6 +352,7 @@ class Campaign:
             edits=sorted(spec.edits),
             source_refs=spec.source_refs,
             proposer=self.proposer.name,
+            telemetry=spec.telemetry,
         )
         worktree = self.repo.worktree_for(cid, parent)
         edit_problem = apply_edits(worktree, spec.edits, self.profile)
@@ -326,6 +360,8 @@ class Campaign:
         verdict = validate(worktree, changes, self.profile, spec.args, self.hashes, self.model_verdicts)
         if edit_problem:
             verdict.checks["surface"] = edit_problem
+        if spec.proposer_error:
+            verdict.checks = {"proposer": spec.proposer_error, **verdict.checks}
         candidate = {
             "id": cid,
             "spec": spec,

@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="fed_heart_disease", help="profile name or path")
     run.add_argument("--workspace", type=Path, default=None)
     run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
-    run.add_argument("--proposer", choices=["scripted"], default="scripted")
+    run.add_argument("--proposer", choices=["scripted", "llm"], default="scripted")
+    run.add_argument("--model", default=None, help="LiteLLM model string, e.g. openai/gpt-4o-mini")
+    run.add_argument("--api-base", default=None, help="OpenAI-compatible server, e.g. a local vLLM")
+    run.add_argument("--fallback-model", default=None)
+    run.add_argument("--max-cost", type=positive_float, default=None, help="USD; the campaign pauses there")
+    run.add_argument("--no-tool-calling", action="store_true", help="JSON-in-text protocol for such models")
     run.add_argument("--max-candidates", type=positive_int, default=30)
     run.add_argument("--max-hours", type=positive_float, default=None)
     run.add_argument("--parallel", type=positive_int, default=1)
@@ -195,7 +200,7 @@ def _drive(campaign, action, headless: bool) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.campaign import Campaign, CampaignOptions
-    from engine.proposers.scripted import ScriptedProposer
+    from engine.proposers import build_proposer
     from engine.status import default_tag, tag_problem
 
     root = workspace_root(args.workspace)
@@ -212,8 +217,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=args.env,
         smoke=args.smoke,
         seed=profile.budget.seed if args.seed is None else args.seed,
+        max_cost=args.max_cost,
+        proposer=args.proposer,
+        model=args.model,
+        api_base=args.api_base,
+        fallback_model=args.fallback_model,
+        tool_calling=not args.no_tool_calling,
     )
-    campaign = Campaign(root, profile, tag, options, ScriptedProposer(), gpus=gpu_ids())
+    campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(f"afr: campaign {tag} on {profile.name} in {root} (branch autoresearch/{tag})", flush=True)
     return _drive(campaign, campaign.start, args.headless)
 
@@ -222,7 +233,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     import json
 
     from engine.campaign import Campaign, CampaignOptions, campaign_dir
-    from engine.proposers.scripted import ScriptedProposer
+    from engine.proposers import build_proposer
     from engine.status import resolve_tag
 
     root = workspace_root(args.workspace)
@@ -234,7 +245,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options.max_candidates = args.max_candidates
     if args.max_hours:
         options.max_hours = args.max_hours
-    campaign = Campaign(root, profile, tag, options, ScriptedProposer(), gpus=gpu_ids())
+    campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(f"afr: resuming {tag} (cap {options.max_candidates} candidates)", flush=True)
     return _drive(campaign, campaign.resume, args.headless)
 

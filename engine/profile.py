@@ -10,6 +10,7 @@ Every problem is reported as one line naming the field.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -57,7 +58,9 @@ class Budget(Strict):
 class MutableArg(Strict):
     """One argument a candidate may change, with its type and allowed values."""
 
-    type: Literal["float", "int", "choice"]
+    # "architecture": any name registered in the task's model.py (checked by the guard);
+    # its optional choices are the names known when the campaign starts.
+    type: Literal["float", "int", "choice", "architecture"]
     min: float | None = None
     max: float | None = None
     log: bool = False
@@ -67,6 +70,10 @@ class MutableArg(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> MutableArg:
+        if self.type == "architecture":
+            if self.min is not None or self.max is not None or self.log:
+                raise ValueError("an architecture arg takes no min/max/log")
+            return self
         if self.type == "choice":
             if not self.choices:
                 raise ValueError("a choice arg needs a non-empty 'choices' list")
@@ -85,6 +92,9 @@ class MutableArg(Strict):
 
     def problem(self, value: object) -> str | None:
         """Why ``value`` is not allowed for this arg, or None when it is."""
+        if self.type == "architecture":
+            ok = isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value)
+            return None if ok else f"{value!r} is not an architecture name"
         if self.type == "choice":
             return None if value in (self.choices or []) else f"{value!r} is not one of {self.choices}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -35,6 +35,7 @@ def candidate_record(
         "target": spec.target,
         "description": spec.description,
         "source_refs": spec.source_refs,
+        "telemetry": spec.telemetry,
         "validation": candidate.get("validation", {}),
         "protected_hashes": hashes,
         "human": human or candidate.get("human"),

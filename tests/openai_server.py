@@ -16,8 +16,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 def tool_call(name: str, arguments, call_id: str | None = None) -> dict:
     text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return {"id": call_id or f"call_{name}_{abs(hash(text)) % 10**8}", "type": "function",
-            "function": {"name": name, "arguments": text}}
+    return {
+        "id": call_id or f"call_{name}_{abs(hash(text)) % 10**8}",
+        "type": "function",
+        "function": {"name": name, "arguments": text},
+    }
 
 
 class ScriptedOpenAI:
@@ -42,7 +45,9 @@ class ScriptedOpenAI:
                 if "sleep" in step:
                     time.sleep(step["sleep"])
                 if "status" in step:
-                    self._send(step["status"], {"error": {"message": "scripted failure", "type": "server_error"}})
+                    self._send(
+                        step["status"], {"error": {"message": "scripted failure", "type": "server_error"}}
+                    )
                     return
                 if "raw" in step:
                     self._send(200, step["raw"])
@@ -50,14 +55,26 @@ class ScriptedOpenAI:
                 message = {"role": "assistant", "content": step.get("text")}
                 if step.get("tool_calls"):
                     message["tool_calls"] = step["tool_calls"]
-                usage = step.get("usage", {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150})
-                self._send(200, {
-                    "id": f"chatcmpl-{len(server.requests)}", "object": "chat.completion", "created": int(time.time()),
-                    "model": body.get("model", "scripted"),
-                    "choices": [{"index": 0, "message": message,
-                                 "finish_reason": "tool_calls" if step.get("tool_calls") else "stop"}],
-                    "usage": usage,
-                })
+                usage = step.get(
+                    "usage", {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}
+                )
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(server.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", "scripted"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": message,
+                                "finish_reason": "tool_calls" if step.get("tool_calls") else "stop",
+                            }
+                        ],
+                        "usage": usage,
+                    },
+                )
 
             def _send(self, status, payload):
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()

@@ -132,7 +132,12 @@ BAD = [
     ("protected file", {}, {"tasks/fed_heart_disease/data.py": "# mine\n"}, "is protected"),
     ("outside editable", {}, {"profiles/fed_heart_disease.toml": "x = 1\n"}, "is not an editable file"),
     ("path escape", {}, {"../outside.py": "x = 1\n"}, "escapes the workspace"),
-    ("unregistered arch", {"model_arch": "resnet50"}, {}, "args: model_arch: 'resnet50' is not one of"),
+    (
+        "unregistered arch",
+        {"model_arch": "resnet50"},
+        {},
+        "model: unknown architecture 'resnet50'; registered:",
+    ),
 ]
 
 

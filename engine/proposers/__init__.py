@@ -1,5 +1,32 @@
-"""Where candidates come from: ``scripted`` (offline scalar HPO) and, later, ``llm``."""
+"""Where candidates come from: ``scripted`` (offline scalar HPO) and ``llm`` (a LiteLLM agent)."""
 
-from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer
+from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer, ProposerError
 
-__all__ = ["CandidateSpec", "LiteratureResult", "ProposalContext", "Proposer"]
+__all__ = [
+    "CandidateSpec",
+    "LiteratureResult",
+    "ProposalContext",
+    "Proposer",
+    "ProposerError",
+    "build_proposer",
+]
+
+
+def build_proposer(options) -> Proposer:
+    """The proposer a campaign's options name (``CampaignOptions``)."""
+    if options.proposer == "scripted":
+        from engine.proposers.scripted import ScriptedProposer
+
+        return ScriptedProposer()
+    if options.proposer == "llm":
+        if not options.model:
+            raise ValueError("the llm proposer needs --model (any LiteLLM model string)")
+        from engine.proposers.llm import LLMProposer
+
+        return LLMProposer(
+            options.model,
+            api_base=options.api_base,
+            fallback_model=options.fallback_model,
+            tool_calling=options.tool_calling,
+        )
+    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted or llm")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from engine.ledger import ResultRow
@@ -18,6 +19,8 @@ class CandidateSpec:
     args: dict[str, Scalar] = field(default_factory=dict)
     edits: dict[str, str] = field(default_factory=dict)  # workspace-relative path -> new text
     source_refs: list[str] = field(default_factory=list)
+    telemetry: dict = field(default_factory=dict)  # tokens, cost, latency, tool calls (LLM proposers)
+    proposer_error: str = ""  # set when the proposer failed: the candidate is refused with this reason
 
 
 @dataclass
@@ -29,6 +32,10 @@ class ProposalContext:
     proposed: int  # candidates proposed so far, rejected ones included
     seed: int
     notes: list[str] = field(default_factory=list)  # the human's notes to the agent
+    root: Path | None = None  # the campaign's workspace (agents read files at ``parent``)
+    parent: str | None = None  # the commit the candidate will branch from
+    tag: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)  # protected files at the campaign start
 
 
 @dataclass
@@ -36,6 +43,10 @@ class LiteratureResult:
     worksheet: str  # markdown written to literature/NNN.md
     proposals: list[CandidateSpec]
     summary: str  # one line for the ledger row
+
+
+class ProposerError(RuntimeError):
+    """The proposer could not produce a candidate (provider down, no submission); one line."""
 
 
 class Proposer(Protocol):

@@ -48,7 +48,7 @@ def _fmt(value: Scalar) -> str:
 
 
 def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:
-    if arg.type == "choice":
+    if arg.type in ("choice", "architecture"):
         return rng.choice(arg.choices)
     if arg.allow_zero and rng.random() < 0.3:
         return 0 if arg.type == "int" else 0.0
@@ -61,8 +61,8 @@ def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:
 
 def perturb_value(arg: MutableArg, current: Scalar, rng: random.Random) -> Scalar:
     """A step around ``current``: a factor of about e^±0.5 on a log scale, ±15% of the range otherwise."""
-    if arg.type == "choice":
-        others = [c for c in arg.choices if c != current]
+    if arg.type in ("choice", "architecture"):
+        others = [c for c in arg.choices or [] if c != current]
         return rng.choice(others) if others else current
     if arg.log:
         base = current if current and current > 0 else math.sqrt(arg.min * arg.max)
@@ -108,7 +108,7 @@ class ScriptedProposer:
         return args, f"random search: {describe_args(args)}"
 
     def _refine(self, profile: Profile, best: dict[str, Scalar], rng: random.Random) -> tuple[dict, str]:
-        numeric = [n for n, a in profile.mutable.items() if a.type != "choice"]
+        numeric = [n for n, a in profile.mutable.items() if a.type in ("float", "int")]
         name = rng.choice(numeric or sorted(profile.mutable))
         current = best.get(name, profile.baseline[name])
         value = perturb_value(profile.mutable[name], current, rng)

@@ -1,0 +1,270 @@
+"""The LLM research agent: an OpenAI-format tool loop over ``litellm.completion``.
+
+Any LiteLLM model string works (``openai/...``, ``anthropic/...``, ``hosted_vllm/...`` with
+an API base, ``ollama_chat/...``). Keys come from the environment only and are never
+recorded. Models without tool calling use a JSON-in-text protocol with the same actions:
+reply with ``{"tool": NAME, "arguments": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
+from engine.proposers.scripted import ScriptedProposer
+from engine.proposers.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price table at import
+
+JSON_PROTOCOL = (
+    "Your model has no tool calling here. To act, reply with exactly one JSON object and nothing else: "
+    '{"tool": "<name>", "arguments": {...}}. The tools are: ' + ", ".join(TOOL_NAMES) + "."
+)
+RETRYABLE = (
+    "RateLimitError",
+    "InternalServerError",
+    "ServiceUnavailableError",
+    "APIConnectionError",
+    "Timeout",
+    "APIError",
+    "BadGatewayError",
+)
+
+
+def _load_litellm():
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True
+    return litellm
+
+
+def system_prompt(root: Path, profile_summary: str, memory: str) -> str:
+    parts = [(root / "program.md").read_text(encoding="utf-8") if (root / "program.md").exists() else ""]
+    for name in ("operating-rules.md", "literature.md"):
+        path = root / "skills" / name
+        if path.exists():
+            parts.append(path.read_text(encoding="utf-8"))
+    parts.append("## This campaign's profile\n" + profile_summary)
+    parts.append("## Working memory\n" + memory)
+    parts.append("Use the tools to inspect, edit and validate, then call submit_candidate exactly once.")
+    return "\n\n".join(p for p in parts if p)
+
+
+def working_memory(context: ProposalContext) -> str:
+    rows = context.rows
+    scored = [r for r in rows if r.score is not None and r.status not in ("crash", "literature")]
+    best = max(scored, key=lambda r: r.score if context.profile.maximize else -r.score, default=None)
+    lines = [
+        f"best: {best.score:.6f} ({best.description})"
+        if best
+        else "best: none yet (propose the baseline first)",
+        f"best stack args: {json.dumps(context.best_args)}",
+        "last rows (status, score, description):",
+    ]
+    lines += [
+        f"- {r.status} {'' if r.score is None else f'{r.score:.4f}'} {r.description}" for r in rows[-20:]
+    ]
+    worse = [
+        r.description
+        for r in rows
+        if r.status == "discard"
+        and best
+        and r.score is not None
+        and (r.score < best.score if context.profile.maximize else r.score > best.score)
+    ][-10:]
+    if worse:
+        lines.append("null or worse so far: " + "; ".join(worse))
+    crashes = [
+        f"{rec['id']}: {rec.get('error', '')}" for rec in context.records if rec.get("status") == "crash"
+    ][-5:]
+    if crashes:
+        lines.append("crashes: " + "; ".join(crashes))
+    rejected = [
+        f"{rec['id']}: {rec.get('error', '')}" for rec in context.records if rec.get("status") == "rejected"
+    ][-5:]
+    if rejected:
+        lines.append("rejected before running: " + "; ".join(rejected))
+    if context.notes:
+        lines.append("notes from the human: " + " | ".join(context.notes[-10:]))
+    return "\n".join(lines)
+
+
+def parse_json_action(text: str) -> tuple[str, dict] | None:
+    """``{"tool": ..., "arguments": {...}}`` anywhere in a text reply (fenced or bare)."""
+    for candidate in re.findall(r"\{.*\}", text or "", flags=re.S):
+        try:
+            data = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("tool"), str):
+            arguments = data.get("arguments") or {}
+            return data["tool"], arguments if isinstance(arguments, dict) else {}
+    return None
+
+
+class LLMProposer:
+    name = "llm"
+
+    def __init__(
+        self,
+        model: str,
+        api_base: str | None = None,
+        fallback_model: str | None = None,
+        max_steps: int = 16,
+        max_tokens: int = 60_000,
+        timeout: float = 120.0,
+        retries: int = 3,
+        backoff: float = 2.0,
+        tool_calling: bool = True,
+    ) -> None:
+        self.model = model
+        self.api_base = api_base
+        self.fallback_model = fallback_model
+        self.max_steps = max_steps
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.tool_calling = tool_calling
+        self.total_cost = 0.0
+        self.total_tokens = 0
+        self._scripted = ScriptedProposer()
+
+    # -- one completion, with retries and the fallback model -------------------------------------
+
+    def _complete(self, messages: list[dict], telemetry: dict):
+        litellm = _load_litellm()
+        models = [self.model] + ([self.fallback_model] if self.fallback_model else [])
+        last_error = ""
+        for model in models:
+            for attempt in range(self.retries + 1):
+                started = time.monotonic()
+                try:
+                    kwargs = {"model": model, "messages": messages, "timeout": self.timeout}
+                    if self.tool_calling:
+                        kwargs["tools"] = TOOL_SCHEMAS
+                    if self.api_base:
+                        kwargs["api_base"] = self.api_base
+                        # Local OpenAI-compatible servers need some key; a real one comes from the env.
+                        kwargs["api_key"] = (
+                            os.environ.get("AFR_LLM_API_KEY")
+                            or os.environ.get("OPENAI_API_KEY")
+                            or "sk-local-no-key"
+                        )
+                    response = litellm.completion(**kwargs)
+                except Exception as error:  # provider errors come in many classes; retry the transient ones
+                    last_error = (
+                        f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+                    )
+                    telemetry["errors"].append(last_error)
+                    if type(error).__name__ not in RETRYABLE and "timeout" not in last_error.lower():
+                        break
+                    time.sleep(self.backoff * (2**attempt))
+                    continue
+                telemetry["latency_seconds"] += time.monotonic() - started
+                telemetry["model"] = model
+                self._account(litellm, response, telemetry)
+                return response
+        raise ProposerError(f"the model did not answer: {last_error}")
+
+    def _account(self, litellm, response, telemetry: dict) -> None:
+        usage = getattr(response, "usage", None)
+        prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            cost = float(litellm.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # local and unknown models have no price: they cost 0
+            cost = 0.0
+        telemetry["prompt_tokens"] += prompt
+        telemetry["completion_tokens"] += completion
+        telemetry["cost_usd"] += cost
+        self.total_tokens += prompt + completion
+        self.total_cost += cost
+
+    # -- the agent loop ---------------------------------------------------------------------------
+
+    def propose(self, context: ProposalContext) -> CandidateSpec:
+        if not context.records:  # the baseline needs no model: it is the profile as declared
+            return self._scripted.propose(context)
+        workspace = AgentWorkspace(context)
+        telemetry = {
+            "model": self.model,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cost_usd": 0.0,
+            "latency_seconds": 0.0,
+            "tool_calls": [],
+            "errors": [],
+            "steps": 0,
+        }
+        summary = workspace.get_profile()
+        messages = [
+            {
+                "role": "system",
+                "content": system_prompt(Path(context.root), summary, working_memory(context))
+                + ("" if self.tool_calling else "\n\n" + JSON_PROTOCOL),
+            },
+            {
+                "role": "user",
+                "content": "Propose the next candidate. Inspect what you need, validate, then submit.",
+            },
+        ]
+        for step in range(self.max_steps):
+            telemetry["steps"] = step + 1
+            if telemetry["prompt_tokens"] + telemetry["completion_tokens"] > self.max_tokens:
+                raise ProposerError(
+                    f"token cap of {self.max_tokens} per candidate reached without a submission"
+                )
+            message = self._complete(messages, telemetry).choices[0].message
+            calls = list(getattr(message, "tool_calls", None) or [])
+            content = getattr(message, "content", None) or ""
+            if calls:
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": content or None,
+                        "tool_calls": [
+                            {
+                                "id": c.id,
+                                "type": "function",
+                                "function": {
+                                    "name": c.function.name,
+                                    "arguments": c.function.arguments or "{}",
+                                },
+                            }
+                            for c in calls
+                        ],
+                    }
+                )
+                for call in calls:
+                    result = workspace.call(call.function.name, call.function.arguments)
+                    telemetry["tool_calls"].append({"tool": call.function.name, "result": result[:120]})
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result[:6000]})
+            else:
+                action = parse_json_action(content)
+                if action is None:
+                    messages += [
+                        {"role": "assistant", "content": content[:2000]},
+                        {"role": "user", "content": "error: no tool call found. " + JSON_PROTOCOL},
+                    ]
+                    telemetry["tool_calls"].append({"tool": "(none)", "result": "no tool call"})
+                    continue
+                result = workspace.call(*action)
+                telemetry["tool_calls"].append({"tool": action[0], "result": result[:120]})
+                messages += [
+                    {"role": "assistant", "content": content[:2000]},
+                    {"role": "user", "content": f"result of {action[0]}: {result[:6000]}"},
+                ]
+            if workspace.submitted is not None:
+                spec = workspace.submitted
+                spec.telemetry = telemetry
+                return spec
+        raise ProposerError(f"no submit_candidate within {self.max_steps} steps")
+
+    def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
+        return self._scripted.literature(context, width)
