@@ -65,6 +65,7 @@ class MutableArg(Strict):
     max: float | None = None
     log: bool = False
     allow_zero: bool = False  # 0 switches the mechanism off (FedProx mu, weight decay)
+    aggregators: list[str] | None = None  # only meaningful with these aggregators (server optimiser args)
     choices: list[Scalar] | None = None
     help: str = ""
 

@@ -47,6 +47,11 @@ def _fmt(value: Scalar) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def relevant_args(profile: Profile, aggregator: str) -> list[str]:
+    """Mutable args that change anything under ``aggregator`` (server-optimiser args need theirs)."""
+    return sorted(n for n, a in profile.mutable.items() if a.aggregators is None or aggregator in a.aggregators)
+
+
 def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:
     if arg.type in ("choice", "architecture"):
         return rng.choice(arg.choices)
@@ -99,17 +104,19 @@ class ScriptedProposer:
         return CandidateSpec(description + " (repeat)", "scalar", args)
 
     def _random(self, profile: Profile, rng: random.Random) -> tuple[dict, str]:
-        names = sorted(profile.mutable)
-        chosen = rng.sample(names, k=min(len(names), rng.randint(1, 3)))
-        args = {name: sample_value(profile.mutable[name], rng) for name in chosen}
+        args = {}
         if rng.random() < 0.3:
             args["aggregator"] = rng.choice(profile.aggregators.choices)
+        names = relevant_args(profile, args.get("aggregator", profile.baseline["aggregator"]))
+        chosen = rng.sample(names, k=min(len(names), rng.randint(1, 3)))
+        args.update({name: sample_value(profile.mutable[name], rng) for name in chosen})
         args = effective_args(profile, args)
         return args, f"random search: {describe_args(args)}"
 
     def _refine(self, profile: Profile, best: dict[str, Scalar], rng: random.Random) -> tuple[dict, str]:
-        numeric = [n for n, a in profile.mutable.items() if a.type in ("float", "int")]
-        name = rng.choice(numeric or sorted(profile.mutable))
+        relevant = relevant_args(profile, best.get("aggregator", profile.baseline["aggregator"]))
+        numeric = [n for n in relevant if profile.mutable[n].type in ("float", "int")]
+        name = rng.choice(numeric or relevant)
         current = best.get(name, profile.baseline[name])
         value = perturb_value(profile.mutable[name], current, rng)
         args = effective_args(profile, {**best, name: value})
