@@ -145,7 +145,8 @@ class LLMProposer:
             for attempt in range(self.retries + 1):
                 started = time.monotonic()
                 try:
-                    kwargs = {"model": model, "messages": messages, "timeout": self.timeout}
+                    # max_retries=0: the SDK's silent retries would hide failures from telemetry.
+                    kwargs = {"model": model, "messages": messages, "timeout": self.timeout, "max_retries": 0}
                     if self.tool_calling:
                         kwargs["tools"] = TOOL_SCHEMAS
                     if self.api_base:

@@ -49,7 +49,9 @@ def _fmt(value: Scalar) -> str:
 
 def relevant_args(profile: Profile, aggregator: str) -> list[str]:
     """Mutable args that change anything under ``aggregator`` (server-optimiser args need theirs)."""
-    return sorted(n for n, a in profile.mutable.items() if a.aggregators is None or aggregator in a.aggregators)
+    return sorted(
+        n for n, a in profile.mutable.items() if a.aggregators is None or aggregator in a.aggregators
+    )
 
 
 def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:

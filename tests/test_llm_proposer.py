@@ -1,0 +1,223 @@
+"""The LLM agent against a real OpenAI-compatible HTTP server on 127.0.0.1, through LiteLLM."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fakes import FakeRunner
+from openai_server import ScriptedOpenAI, tool_call
+
+from engine.campaign import Campaign, CampaignOptions
+from engine.events import Command, CommandType, EventType
+from engine.ledger import Ledger
+from engine.profile import load_profile
+from engine.proposers.llm import LLMProposer
+from engine.workspace import init_workspace
+
+TAG = "llm-20261122"
+SENTINEL = "sk-SENTINEL-7f3a9c-never-write-me"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
+    root, _ = init_workspace(tmp_path / "ws")
+    return root
+
+
+def campaign_for(workspace, server, runner=None, model="openai/scripted-model", **options):
+    profile = load_profile(workspace, "fed_heart_disease")
+    proposer = LLMProposer(
+        model,
+        api_base=server.base_url,
+        timeout=2,
+        retries=2,
+        backoff=0.01,
+        tool_calling=options.pop("tool_calling", True),
+    )
+    campaign = Campaign(
+        workspace,
+        profile,
+        TAG,
+        CampaignOptions(proposer="llm", **options),
+        proposer,
+        run_fn=runner or FakeRunner(),
+    )
+    events = []
+    campaign.subscribe(events.append)
+    return campaign, events
+
+
+def submit(description="server momentum 0.8", args=None, target="scalar", refs=None):
+    return tool_call(
+        "submit_candidate",
+        {
+            "description": description,
+            "target": target,
+            "args": args if args is not None else {"aggregator": "fedavgm", "server_momentum": 0.8},
+            "source_refs": refs or [],
+        },
+    )
+
+
+def test_protected_edit_is_refused_to_the_model_and_the_loop_goes_on(workspace):
+    steps = [
+        {
+            "tool_calls": [
+                tool_call(
+                    "edit_file",
+                    {
+                        "path": "tasks/fed_heart_disease/data.py",
+                        "old": "SPLIT_SEED = 43",
+                        "new": "SPLIT_SEED = 7",
+                    },
+                )
+            ]
+        },
+        {"tool_calls": [tool_call("read_file", {"path": "../../etc/passwd"})]},
+        {"tool_calls": [submit()]},
+    ]
+    with ScriptedOpenAI(steps) as server:
+        campaign, _ = campaign_for(workspace, server, max_candidates=2)
+        campaign.start()
+    tool_messages = [m for m in server.requests[1]["messages"] if m["role"] == "tool"]
+    assert tool_messages[-1]["content"] == "error: refused: tasks/fed_heart_disease/data.py is protected"
+    assert (
+        "escapes the workspace"
+        in [m for m in server.requests[2]["messages"] if m["role"] == "tool"][-1]["content"]
+    )
+    system = server.requests[0]["messages"][0]["content"]
+    assert "program.md: how an afr campaign is run" in system and "Working memory" in system
+    records = Ledger(campaign.dir).latest_candidates()
+    assert records["c002"]["status"] in ("keep", "discard") and records["c002"]["edited_files"] == []
+    telemetry = records["c002"]["telemetry"]
+    assert (
+        telemetry["prompt_tokens"] == 360 and telemetry["completion_tokens"] == 90 and telemetry["steps"] == 3
+    )
+    assert [c["tool"] for c in telemetry["tool_calls"]] == ["edit_file", "read_file", "submit_candidate"]
+
+
+def test_bad_model_output_and_provider_failures_never_crash(workspace):
+    steps = [
+        {"status": 500},  # retried
+        {"tool_calls": [tool_call("edit_file", "{not json")]},
+        {"tool_calls": [tool_call("rm_rf", {"path": "/"})]},
+        {"text": "I think we should lower the learning rate."},  # no tool call at all
+        {"sleep": 3},  # over the 2 s timeout: retried
+        {"raw": "this is not json"},  # a broken body: retried
+        {"tool_calls": [tool_call("submit_candidate", {"description": "", "target": "scalar", "args": {}})]},
+        {"tool_calls": [submit("lr 0.003", {"lr": 0.003})]},
+    ]
+    with ScriptedOpenAI(steps) as server:
+        campaign, events = campaign_for(workspace, server, max_candidates=2)
+        campaign.start()
+    results = [m["content"] for m in server.requests[-1]["messages"] if m["role"] in ("tool", "user")]
+    assert any(r.startswith("error: arguments are not valid JSON") for r in results)
+    assert any(r.startswith("error: unknown tool 'rm_rf'") for r in results)
+    assert any("no tool call found" in r for r in results)
+    assert any(r == "error: description must be a non-empty string" for r in results)
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["args"] == {"lr": 0.003} and record["status"] in ("keep", "discard")
+    assert len(record["telemetry"]["errors"]) >= 3
+    assert events[-1].type is EventType.FINISHED
+
+
+def test_json_in_text_protocol_for_models_without_tools(workspace):
+    reply = (
+        '```json\n{"tool": "submit_candidate", "arguments": {"description": "FedAdam", "target": "scalar", '
+        '"args": {"aggregator": "fedadam", "server_lr": 0.03}}}\n```'
+    )
+    with ScriptedOpenAI([{"text": reply}]) as server:
+        campaign, _ = campaign_for(workspace, server, max_candidates=2, tool_calling=False)
+        campaign.start()
+    assert "tools" not in server.requests[0]
+    assert Ledger(campaign.dir).latest_candidates()["c002"]["args"] == {
+        "aggregator": "fedadam",
+        "server_lr": 0.03,
+    }
+
+
+def test_a_dead_provider_rejects_proposals_then_pauses(workspace):
+    with ScriptedOpenAI([{"status": 500}] * 30) as server:
+        campaign, events = campaign_for(workspace, server, max_candidates=5)
+        thread = threading.Thread(target=campaign.start, daemon=True)
+        thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(e.type is EventType.PAUSED for e in events):
+            time.sleep(0.1)
+        campaign.command(Command(CommandType.STOP))
+        thread.join(timeout=30)
+    rejected = [e for e in events if e.type is EventType.CANDIDATE_REJECTED]
+    assert len(rejected) == 3 and all(
+        r.data["reason"].startswith("proposer: the model did not answer") for r in rejected
+    )
+    paused = next(e for e in events if e.type is EventType.PAUSED)
+    assert "the proposer failed 3 times" in paused.data["note"]
+
+
+def test_cost_cap_pauses_the_campaign(workspace):
+    big = {"prompt_tokens": 200_000, "completion_tokens": 50_000, "total_tokens": 250_000}
+    with ScriptedOpenAI([{"tool_calls": [submit()], "usage": big}] * 3) as server:
+        campaign, events = campaign_for(
+            workspace, server, model="openai/gpt-4o-mini", max_candidates=5, max_cost=0.01
+        )
+        thread = threading.Thread(target=campaign.start, daemon=True)
+        thread.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(e.type is EventType.PAUSED for e in events):
+            time.sleep(0.1)
+        campaign.command(Command(CommandType.STOP))
+        thread.join(timeout=30)
+    paused = next(e for e in events if e.type is EventType.PAUSED)
+    assert paused.data["note"].startswith("cost cap reached: $0.")
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["telemetry"]["cost_usd"] > 0.01
+
+
+def test_the_api_key_never_reaches_a_file(workspace):
+    with ScriptedOpenAI([{"tool_calls": [submit()]}]) as server:
+        campaign, _ = campaign_for(workspace, server, max_candidates=2)
+        campaign.start()
+    assert any(SENTINEL in h.get("Authorization", h.get("authorization", "")) for h in server.headers)
+    for path in workspace.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert SENTINEL.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.nvflare
+def test_new_architecture_from_the_agent_validates_runs_on_nvflare_and_is_ledgered_with_its_diff(workspace):
+    from engine.runner import run_job
+
+    model_py = "tasks/fed_heart_disease/model.py"
+    register = tool_call(
+        "edit_file",
+        {
+            "path": model_py,
+            "old": '    "mlp32": lambda: _mlp(32),\n',
+            "new": '    "mlp32": lambda: _mlp(32),\n    "mlp8": lambda: _mlp(8),\n',
+        },
+    )
+    steps = [
+        {"tool_calls": [tool_call("list_surface", {}), tool_call("read_file", {"path": model_py})]},
+        {"tool_calls": [register]},
+        {"tool_calls": [tool_call("validate", {"args": {"model_arch": "mlp8"}}), tool_call("show_diff", {})]},
+        {
+            "tool_calls": [
+                submit("register a small MLP (13-8-1) and use it", {"model_arch": "mlp8"}, "architecture")
+            ]
+        },
+    ]
+    with ScriptedOpenAI(steps) as server:
+        campaign, _ = campaign_for(workspace, server, runner=run_job, max_candidates=2, smoke=True)
+        campaign.start()
+    shown = [m["content"] for m in server.requests[3]["messages"] if m["role"] == "tool"]
+    assert "valid: every check passed" in shown and any('+    "mlp8": lambda: _mlp(8),' in s for s in shown)
+    record = Ledger(campaign.dir).latest_candidates()["c002"]
+    assert record["status"] in ("keep", "discard"), record.get("error")
+    assert record["edited_files"] == [model_py] and record["target"] == "architecture"
+    assert 0 < record["score"] <= 1
+    assert '"mlp8": lambda: _mlp(8)' in campaign.repo.diff(record["parent"], record["commit"])
+    assert "model mlp8:" in Path(record["log_path"]).read_text()
