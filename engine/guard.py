@@ -67,16 +67,38 @@ def _matches(path: str, pattern: str) -> bool:
     return PurePosixPath(path).match(pattern) or path == pattern
 
 
+MAX_EDIT_BYTES = 200_000
+
+
+def content_problem(path: str, text: object) -> str | None:
+    """Why ``text`` cannot be the content of a source file, or None."""
+    if not isinstance(text, str):
+        return f"{path}: content is not text"
+    if "\x00" in text:
+        return f"{path}: binary content (NUL bytes)"
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return f"{path}: content is not valid UTF-8 text"
+    if size > MAX_EDIT_BYTES:
+        return f"{path}: content of {size} bytes is over the {MAX_EDIT_BYTES}-byte limit"
+    return None
+
+
 def apply_edits(worktree: Path, edits: dict[str, str], profile: Profile) -> str:
-    """Write a proposer's file edits into the worktree; the first refused path's reason, or ""."""
+    """Write a proposer's file edits into the worktree; the first refusal's reason, or "".
+
+    Every edit is checked before any is written, so a refused set leaves the worktree as it was.
+    """
     for path, text in edits.items():
-        problem = path_problem(path, profile)
+        problem = path_problem(path, profile) if isinstance(path, str) else "a path is not text"
+        problem = problem or content_problem(path, text)
         if problem:
             return problem
-        target = worktree / path
-        if target.is_symlink():
+        if (worktree / path).is_symlink() or any(p.is_symlink() for p in (worktree / path).parents):
             return f"{path} is a symlink"
-        target.write_text(text, encoding="utf-8")
+    for path, text in edits.items():
+        (worktree / path).write_text(text, encoding="utf-8")
     return ""
 
 

@@ -13,12 +13,11 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from engine.guard import path_problem, validate
+from engine.guard import content_problem, path_problem, validate
 from engine.literature import search
 from engine.profile import Profile
 from engine.proposers.base import CandidateSpec, ProposalContext
 
-MAX_FILE_BYTES = 200_000
 TARGETS = ("scalar", "code", "architecture", "literature")
 
 
@@ -120,13 +119,9 @@ class AgentWorkspace:
         return self.edits[path] if path in self.edits else self._original(path)
 
     def _check_writable(self, path: str, content: str) -> None:
-        problem = path_problem(path, self.profile)
+        problem = path_problem(path, self.profile) or content_problem(path, content)
         if problem:
             raise ToolError(f"refused: {problem}")
-        if "\x00" in content:
-            raise ToolError("refused: binary content (NUL bytes)")
-        if len(content.encode("utf-8", errors="replace")) > MAX_FILE_BYTES:
-            raise ToolError(f"refused: content over {MAX_FILE_BYTES} bytes")
 
     # -- the tools -------------------------------------------------------------------------------
 
