@@ -331,7 +331,9 @@ class Campaign:
                 self.command(
                     Command(CommandType.PAUSE, note=f"the proposer failed {self._proposer_failures} times")
                 )
-            return CandidateSpec(f"(no proposal: {error})", "scalar", {}, proposer_error=str(error))
+            return CandidateSpec(
+                f"(no proposal: {error})", "scalar", {}, proposer_error=str(error), telemetry=error.telemetry
+            )
 
     def _check_cost_cap(self) -> None:
         spent = float(getattr(self.proposer, "total_cost", 0.0) or 0.0)

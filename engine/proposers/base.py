@@ -46,7 +46,14 @@ class LiteratureResult:
 
 
 class ProposerError(RuntimeError):
-    """The proposer could not produce a candidate (provider down, no submission); one line."""
+    """The proposer could not produce a candidate (provider down, no submission); one line.
+
+    ``telemetry`` keeps what the attempt cost (tokens, calls), so it is still ledgered.
+    """
+
+    def __init__(self, message: str, telemetry: dict | None = None) -> None:
+        super().__init__(message)
+        self.telemetry = telemetry or {}
 
 
 class Proposer(Protocol):

@@ -121,6 +121,7 @@ class LLMProposer:
         retries: int = 3,
         backoff: float = 2.0,
         tool_calling: bool = True,
+        max_completion_tokens: int = 2048,
     ) -> None:
         self.model = model
         self.api_base = api_base
@@ -131,6 +132,7 @@ class LLMProposer:
         self.retries = retries
         self.backoff = backoff
         self.tool_calling = tool_calling
+        self.max_completion_tokens = max_completion_tokens
         self.total_cost = 0.0
         self.total_tokens = 0
         self._scripted = ScriptedProposer()
@@ -146,7 +148,13 @@ class LLMProposer:
                 started = time.monotonic()
                 try:
                     # max_retries=0: the SDK's silent retries would hide failures from telemetry.
-                    kwargs = {"model": model, "messages": messages, "timeout": self.timeout, "max_retries": 0}
+                    kwargs = {
+                        "model": model,
+                        "messages": messages,
+                        "timeout": self.timeout,
+                        "max_retries": 0,
+                        "max_tokens": self.max_completion_tokens,
+                    }
                     if self.tool_calling:
                         kwargs["tools"] = TOOL_SCHEMAS
                     if self.api_base:
@@ -171,7 +179,7 @@ class LLMProposer:
                 telemetry["model"] = model
                 self._account(litellm, response, telemetry)
                 return response
-        raise ProposerError(f"the model did not answer: {last_error}")
+        raise ProposerError(f"the model did not answer: {last_error}", telemetry)
 
     def _account(self, litellm, response, telemetry: dict) -> None:
         usage = getattr(response, "usage", None)
@@ -265,7 +273,7 @@ class LLMProposer:
                 spec = workspace.submitted
                 spec.telemetry = telemetry
                 return spec
-        raise ProposerError(f"no submit_candidate within {self.max_steps} steps")
+        raise ProposerError(f"no submit_candidate within {self.max_steps} steps", telemetry)
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
         return self._scripted.literature(context, width)
