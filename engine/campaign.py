@@ -266,6 +266,8 @@ class Campaign:
         )
         if not (state.recommend_literature or self.literature_requested):
             return
+        if not any(r.status != "literature" for r in rows):
+            return  # the baseline always comes first; a forced review waits for it
         forced = self.literature_requested and not state.recommend_literature
         self.literature_requested = False
         self._set_state("literature")

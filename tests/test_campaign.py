@@ -389,3 +389,11 @@ def test_resume_with_a_raised_cap_continues_without_duplicates(workspace):
     assert json.loads((again.dir / "campaign.json").read_text())["options"]["max_candidates"] == 5
     assert events[0].type is EventType.CAMPAIGN_RESUMED
     assert events[0].seq > 1  # the journal's sequence continues across engine sessions
+
+
+def test_literature_forced_before_the_baseline_waits_for_it(workspace):
+    campaign, _ = make(workspace, max_candidates=3)
+    campaign.literature_requested = True
+    campaign.start()
+    rows = campaign.ledger.rows()
+    assert rows[0].target == "baseline" and rows[1].status == "literature"
