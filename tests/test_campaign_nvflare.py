@@ -22,6 +22,21 @@ pytestmark = pytest.mark.nvflare
 TAG = "heart-smoke-20261122"
 
 
+def smoke_run(candidates: int) -> list[str]:
+    """``afr run`` arguments for a headless smoke campaign of ``candidates`` on fed_heart_disease."""
+    return [
+        "run",
+        "--profile",
+        "fed_heart_disease",
+        "--headless",
+        "--max-candidates",
+        str(candidates),
+        "--smoke",
+        "--tag",
+        TAG,
+    ]
+
+
 def afr(*args, cwd, timeout=900):
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
@@ -48,18 +63,7 @@ def journal(workspace: Path) -> list[Event]:
 
 
 def test_headless_campaign_keeps_history_and_shows_diffs(workspace):
-    done = afr(
-        "run",
-        "--profile",
-        "fed_heart_disease",
-        "--headless",
-        "--max-candidates",
-        "3",
-        "--smoke",
-        "--tag",
-        TAG,
-        cwd=workspace,
-    )
+    done = afr(*smoke_run(3), cwd=workspace)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "[c001] keep" in done.stdout
     rows = Ledger(workspace / ".afr/campaigns" / TAG).rows()
@@ -81,20 +85,7 @@ def test_headless_campaign_keeps_history_and_shows_diffs(workspace):
 
 def test_kill_9_then_resume_records_the_interrupted_candidate_and_continues(workspace):
     engine = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "run",
-            "--profile",
-            "fed_heart_disease",
-            "--headless",
-            "--max-candidates",
-            "3",
-            "--smoke",
-            "--tag",
-            TAG,
-        ],
+        [sys.executable, "-m", "engine.cli", *smoke_run(3)],
         cwd=workspace,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -136,20 +127,7 @@ def test_kill_9_then_resume_records_the_interrupted_candidate_and_continues(work
 
 def test_ctrl_c_stops_after_the_running_candidate(workspace):
     engine = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "run",
-            "--profile",
-            "fed_heart_disease",
-            "--headless",
-            "--max-candidates",
-            "5",
-            "--smoke",
-            "--tag",
-            TAG,
-        ],
+        [sys.executable, "-m", "engine.cli", *smoke_run(5)],
         cwd=workspace,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -51,6 +51,17 @@ def campaign_for(workspace, server, runner=None, model="openai/scripted-model", 
     return campaign, events
 
 
+def run_until_paused(campaign, events, timeout=60.0):
+    """Run the campaign on a thread until it pauses, then stop it."""
+    thread = threading.Thread(target=campaign.start, daemon=True)
+    thread.start()
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(e.type is EventType.PAUSED for e in events):
+        time.sleep(0.1)
+    campaign.command(Command(CommandType.STOP))
+    thread.join(timeout=30)
+
+
 def submit(description="server momentum 0.8", args=None, target="scalar", refs=None):
     return tool_call(
         "submit_candidate",
@@ -143,13 +154,7 @@ def test_json_in_text_protocol_for_models_without_tools(workspace):
 def test_a_dead_provider_rejects_proposals_then_pauses(workspace):
     with ScriptedOpenAI([{"status": 500}] * 30) as server:
         campaign, events = campaign_for(workspace, server, max_candidates=5)
-        thread = threading.Thread(target=campaign.start, daemon=True)
-        thread.start()
-        deadline = time.time() + 60
-        while time.time() < deadline and not any(e.type is EventType.PAUSED for e in events):
-            time.sleep(0.1)
-        campaign.command(Command(CommandType.STOP))
-        thread.join(timeout=30)
+        run_until_paused(campaign, events)
     rejected = [e for e in events if e.type is EventType.CANDIDATE_REJECTED]
     assert len(rejected) == 3 and all(
         r.data["reason"].startswith("proposer: the model did not answer") for r in rejected
@@ -164,13 +169,7 @@ def test_cost_cap_pauses_the_campaign(workspace):
         campaign, events = campaign_for(
             workspace, server, model="openai/gpt-4o-mini", max_candidates=5, max_cost=0.01
         )
-        thread = threading.Thread(target=campaign.start, daemon=True)
-        thread.start()
-        deadline = time.time() + 60
-        while time.time() < deadline and not any(e.type is EventType.PAUSED for e in events):
-            time.sleep(0.1)
-        campaign.command(Command(CommandType.STOP))
-        thread.join(timeout=30)
+        run_until_paused(campaign, events)
     paused = next(e for e in events if e.type is EventType.PAUSED)
     assert paused.data["note"].startswith("cost cap reached: $0.")
     record = Ledger(campaign.dir).latest_candidates()["c002"]
