@@ -131,6 +131,9 @@ def test_ctrl_c_stops_after_the_running_candidate(workspace):
         cwd=workspace,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # A shell that starts jobs in the background ignores SIGINT for them (CI may); a user's
+        # terminal does not. Give the engine the terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         text=True,
         stdin=subprocess.DEVNULL,
     )
