@@ -447,17 +447,22 @@ class Campaign:
             candidate["token"] = token
             self.emit(EventType.CANDIDATE_LOG, id=cid, line="job started", token=token)
 
-        result = self.run_fn(
-            candidate["worktree"],
-            self.profile,
-            candidate["spec"].args,
-            run_dir,
-            env=self.options.env,
-            smoke=self.options.smoke,
-            gpu=gpu,
-            on_line=on_line,
-            on_start=on_token,
-        )
+        for attempt in range(2):
+            result = self.run_fn(
+                candidate["worktree"],
+                self.profile,
+                candidate["spec"].args,
+                run_dir,
+                env=self.options.env,
+                smoke=self.options.smoke,
+                gpu=gpu,
+                on_line=on_line,
+                on_start=on_token,
+            )
+            if result.status != "stalled" or attempt == 1:
+                break
+            self.emit(EventType.CANDIDATE_LOG, id=cid, line=f"{result.error}; running it once more")
+            run_dir = self.dir / "runs" / f"{cid}-retry"
         self.running.pop(cid, None)
         self.emit(
             EventType.CANDIDATE_FINISHED,

@@ -125,6 +125,9 @@ class Surface(Strict):
 
 class RunSettings(Strict):
     timeout_seconds: PositiveInt = 900
+    # NVFlare's simulator can wait forever for a worker that failed to connect (seen under
+    # load); a job silent this long is stopped and run once more.
+    stall_seconds: PositiveInt = 240
     parallel: PositiveInt = 1
 
 

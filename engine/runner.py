@@ -32,7 +32,7 @@ CRASH_SCORE = 0.0
 
 @dataclass
 class RunResult:
-    status: str  # "ok", "crash" or "timeout"
+    status: str  # "ok", "crash", "timeout" or "stalled" (no output for the profile's stall_seconds)
     score: float
     per_site: dict[str, float]
     runtime_seconds: float
@@ -101,8 +101,9 @@ def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS
     process.poll()
 
 
-def _pump(stream, log, tail: deque, on_line) -> None:
+def _pump(stream, log, tail: deque, on_line, heard: list[float]) -> None:
     for line in stream:
+        heard[0] = time.monotonic()
         log.write(line)
         log.flush()
         line = line.rstrip("\n")
@@ -124,6 +125,7 @@ def run_job(
     seed: int | None = None,
     on_line=None,
     on_start=None,
+    stall_seconds: float | None = None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +136,7 @@ def run_job(
     if gpu is not None:
         child_env["CUDA_VISIBLE_DEVICES"] = gpu
     timeout = timeout or profile.run.timeout_seconds
+    stall_seconds = profile.run.stall_seconds if stall_seconds is None else stall_seconds
     tail: deque[str] = deque(maxlen=40)
     started = time.monotonic()
     timed_out = False
@@ -153,16 +156,35 @@ def run_job(
         )
         if on_start is not None:
             on_start(token)  # lets a resumed engine find and kill this run's processes
-        pump = threading.Thread(target=_pump, args=(process.stdout, log, tail, on_line), daemon=True)
+        heard = [time.monotonic()]
+        pump = threading.Thread(target=_pump, args=(process.stdout, log, tail, on_line, heard), daemon=True)
         pump.start()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        stalled = False
+        while process.poll() is None:
+            now = time.monotonic()
+            if now - started > timeout:
+                timed_out = True
+                break
+            if stall_seconds and now - heard[0] > stall_seconds:
+                stalled = True
+                break
+            time.sleep(0.2)
         stop_run(process, token)  # on timeout, and after a normal exit for any worker left behind
         pump.join(timeout=5)
     runtime = time.monotonic() - started
     returncode = process.returncode
+    if stalled:
+        return RunResult(
+            "stalled",
+            CRASH_SCORE,
+            {},
+            runtime,
+            str(log_path),
+            None,
+            returncode,
+            list(tail),
+            f"no output for {stall_seconds:.0f} s: the NVFlare job stalled",
+        )
     if timed_out:
         return RunResult(
             "timeout",

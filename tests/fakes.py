@@ -15,18 +15,22 @@ from engine.runner import RunResult
 
 
 class FakeRunner:
-    def __init__(self, delay: float = 0.0, crash_when: dict | None = None) -> None:
+    def __init__(self, delay: float = 0.0, crash_when: dict | None = None, stalls: int = 0) -> None:
+        self.stalls = stalls  # the first ``stalls`` calls report a stalled NVFlare job
         self.delay = delay
         self.crash_when = crash_when or {}
         self.calls: list[dict] = []
 
     def __call__(self, root, profile, args, run_dir: Path, **options) -> RunResult:
-        self.calls.append({"root": Path(root), "args": dict(args), **options})
+        self.calls.append({"root": Path(root), "args": dict(args), "run_dir": run_dir, **options})
         if options.get("on_start"):
             options["on_start"]("fake-token")
         run_dir.mkdir(parents=True, exist_ok=True)
         log = run_dir / "job.log"
         time.sleep(self.delay)
+        if self.stalls > 0:
+            self.stalls -= 1
+            return RunResult("stalled", 0.0, {}, self.delay, str(log), None, None, [], "no output for 240 s")
         if any(args.get(k) == v for k, v in self.crash_when.items()):
             log.write_text("RuntimeError: boom\n")
             return RunResult(

@@ -397,3 +397,16 @@ def test_literature_forced_before_the_baseline_waits_for_it(workspace):
     campaign.start()
     rows = campaign.ledger.rows()
     assert rows[0].target == "baseline" and rows[1].status == "literature"
+
+
+def test_a_stalled_job_is_run_once_more_then_a_second_stall_is_a_crash(workspace):
+    runner = FakeRunner(stalls=3)
+    campaign, events = make(workspace, runner, max_candidates=2)
+    campaign.start()
+    assert [call["run_dir"].name for call in runner.calls] == ["c001", "c001-retry", "c002", "c002-retry"]
+    rows = campaign.ledger.rows()
+    assert rows[0].status == "keep"  # the retry succeeded
+    assert rows[1].status == "crash"  # stalled twice
+    assert any(
+        "running it once more" in e.data.get("line", "") for e in events if e.type is EventType.CANDIDATE_LOG
+    )

@@ -101,3 +101,21 @@ def test_timeout_kills_the_whole_job(root, tmp_path):
     assert result.score == 0.0 and "timed out after 12 s" in result.error
     assert result.runtime_seconds < 12 + 20
     assert leftover_processes(str(tmp_path)) == []
+
+
+def test_a_silent_job_is_stopped_as_stalled(root, tmp_path):
+    """A job that stops printing (NVFlare waiting for a worker that never connected) is cut short."""
+    import shutil
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(root / "tasks", workspace / "tasks")
+    job = workspace / "tasks" / "fed_heart_disease" / "job.py"
+    job.write_text(
+        "import subprocess, sys, time\nprint('starting', flush=True)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\ntime.sleep(120)\n"
+    )
+    profile = load_profile(root, "fed_heart_disease")
+    result = run_job(workspace, profile, {}, tmp_path / "run", stall_seconds=3)
+    assert result.status == "stalled" and result.error == "no output for 3 s: the NVFlare job stalled"
+    assert result.runtime_seconds < 30
+    assert leftover_processes("time.sleep(120)") == []
