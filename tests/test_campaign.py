@@ -405,8 +405,8 @@ def test_a_stalled_job_is_run_once_more_then_a_second_stall_is_a_crash(workspace
     campaign.start()
     assert [call["run_dir"].name for call in runner.calls] == ["c001", "c001-retry", "c002", "c002-retry"]
     rows = campaign.ledger.rows()
-    assert rows[0].status == "keep"  # the retry succeeded
-    assert rows[1].status == "crash"  # stalled twice
+    assert rows[0].status == "crash"  # stalled twice
+    assert rows[1].status == "keep"  # stalled once, then the retry ran
     assert any(
         "running it once more" in e.data.get("line", "") for e in events if e.type is EventType.CANDIDATE_LOG
     )
