@@ -173,37 +173,19 @@ def run_job(
         pump.join(timeout=5)
     runtime = time.monotonic() - started
     returncode = process.returncode
+
+    def failed(status: str, error: str) -> RunResult:
+        return RunResult(status, CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), error)
+
     if stalled:
-        return RunResult(
-            "stalled",
-            CRASH_SCORE,
-            {},
-            runtime,
-            str(log_path),
-            None,
-            returncode,
-            list(tail),
-            f"no output for {stall_seconds:.0f} s: the NVFlare job stalled",
-        )
+        return failed("stalled", f"no output for {stall_seconds:.0f} s: the NVFlare job stalled")
     if timed_out:
-        return RunResult(
-            "timeout",
-            CRASH_SCORE,
-            {},
-            runtime,
-            str(log_path),
-            None,
-            returncode,
-            list(tail),
-            f"timed out after {timeout:.0f} s",
-        )
+        return failed("timeout", f"timed out after {timeout:.0f} s")
     result_file = run_dir / "job_result.json"
     if returncode != 0 or not result_file.is_file():
-        reason = next(
-            (line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"
-        )
-        return RunResult(
-            "crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), reason
+        return failed(
+            "crash",
+            next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"),
         )
     return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
 
