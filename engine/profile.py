@@ -140,6 +140,17 @@ class Repeat(Strict):
     seeds: list[int] = Field(default=[42, 43, 44, 45, 46], min_length=2)
 
 
+class Heldout(Strict):
+    """A fixed share of each client's evaluation split kept out of the campaign's scoring.
+
+    The campaign scores on the rest (the validation subset); ``afr heldout`` scores the
+    selected candidate and the baseline on this share. ``tasks/shared/holdout.py`` draws it.
+    """
+
+    fraction: float = Field(gt=0.0, lt=1.0)
+    seed: int
+
+
 class Profile(Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     title: str = ""
@@ -155,6 +166,7 @@ class Profile(Strict):
     smoke: dict[str, Scalar] = {}
     watchdog: Watchdog = Watchdog()
     repeat: Repeat = Repeat()
+    heldout: Heldout | None = None  # None: every run is scored on the whole evaluation split
 
     @model_validator(mode="after")
     def _args_agree(self) -> Profile:

@@ -28,6 +28,7 @@ from engine.profile import Profile, Scalar
 GRACE_SECONDS = 10.0
 RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
 CRASH_SCORE = 0.0
+EVALUATION_SUBSETS = ("validation", "heldout", "full")
 
 
 @dataclass
@@ -68,6 +69,27 @@ def job_command(
         "--result_json",
         str(run_dir / "job_result.json"),
     ]
+
+
+def evaluation_environment(profile: Profile, subset: str) -> dict[str, str]:
+    """The variables telling the task's protected data bridge which evaluation subset to score on.
+
+    The names are the contract with the workspace's ``tasks/shared/holdout.py`` (a test
+    keeps them equal); the engine does not import task code, which an installed afr lacks.
+    """
+    if subset not in EVALUATION_SUBSETS:
+        raise ValueError(f"evaluation subset {subset!r} is not one of {', '.join(EVALUATION_SUBSETS)}")
+    if profile.heldout is None:
+        if subset == "heldout":
+            raise ValueError(f"profile {profile.name} declares no [heldout] subset")
+        return {"AFR_EVAL_SUBSET": "full"}
+    if subset == "full":
+        return {"AFR_EVAL_SUBSET": "full"}
+    return {
+        "AFR_EVAL_SUBSET": subset,
+        "AFR_HELDOUT_FRACTION": repr(float(profile.heldout.fraction)),
+        "AFR_HELDOUT_SEED": str(profile.heldout.seed),
+    }
 
 
 def processes_of_run(token: str) -> list[psutil.Process]:
@@ -126,13 +148,20 @@ def run_job(
     on_line=None,
     on_start=None,
     stall_seconds: float | None = None,
+    subset: str = "validation",
 ) -> RunResult:
-    """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job."""
+    """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
+
+    ``subset`` is the part of each client's evaluation split it is scored on: "validation"
+    (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
+    else the whole split. The protected data bridge reads it from the environment.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = job_command(root, profile, args, run_dir, env, smoke, seed)
     token = uuid.uuid4().hex
     child_env = dict(os.environ, PYTHONUNBUFFERED="1", **{RUN_TOKEN_VAR: token})
+    child_env.update(evaluation_environment(profile, subset))
     if gpu is not None:
         child_env["CUDA_VISIBLE_DEVICES"] = gpu
     timeout = timeout or profile.run.timeout_seconds

@@ -6,7 +6,8 @@ the label is ``num > 0``; columns 2 (chest pain type) and 6 (resting ECG) are on
 encoded over all hospitals together with the first level dropped, giving 13 raw,
 unnormalised features; each hospital is split 66/34 with scikit-learn's
 ``train_test_split(random_state=43, shuffle=True)``, stratified on the label when every
-class has more than two rows. The split does not depend on the run's seed.
+class has more than two rows. The split does not depend on the run's seed. A profile's ``[heldout]`` section
+scores runs on a fixed part of each test split (``tasks/shared/holdout.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
+
+from tasks.shared.holdout import subset_indices
 
 DATA_DIR = Path(__file__).resolve().parent / "uci_data"
 # site-1 .. site-4, in FLamby's centre order.
@@ -105,9 +108,12 @@ def load_federation() -> tuple[Site, ...]:
 
 
 def load_site(site_name: str) -> Site:
+    """A hospital's splits; its test split is the evaluation subset the engine asked for."""
     for site in load_federation():
         if site.name == site_name:
-            return site
+            keep = subset_indices(site.test.labels, site_name)
+            test = Split(site.test.features[keep], site.test.labels[keep])
+            return Site(site.name, site.hospital, site.train, test)
     raise ValueError(f"Fed-Heart-Disease has clients site-1..site-{len(HOSPITALS)}, not {site_name!r}")
 
 

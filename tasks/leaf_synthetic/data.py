@@ -7,7 +7,8 @@ generator exactly, so the user sizes are LEAF's: 107,553 samples, mean 107.55, s
 
 Federation (the grouped-client approximation): user ``u`` goes to client ``site-(u % N + 1)``;
 each user's samples are shuffled with a per-user seed and split 60/40 into train and test.
-The generated set is cached as ``.npz`` (atomic write) so clients share one copy.
+The generated set is cached as ``.npz`` (atomic write) so clients share one copy. A profile's
+``[heldout]`` section scores runs on a fixed part of each test split (``tasks/shared/holdout.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from tasks.shared.holdout import subset_indices
 
 NUM_TASKS = 1000
 NUM_CLASSES = 5
@@ -113,8 +116,15 @@ def user_split(user: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return order[:n_train], order[n_train:]
 
 
-@lru_cache(maxsize=64)
 def load_site(site_name: str, num_clients: int) -> Site:
+    """A client's splits; its test split is the evaluation subset the engine asked for."""
+    site = _full_site(site_name, num_clients)
+    keep = subset_indices(site.test.labels, site_name)
+    return Site(site.name, site.users, site.train, Split(site.test.features[keep], site.test.labels[keep]))
+
+
+@lru_cache(maxsize=64)
+def _full_site(site_name: str, num_clients: int) -> Site:
     number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
     if not 1 <= number <= num_clients:
         raise ValueError(
@@ -136,7 +146,7 @@ def describe(num_clients: int) -> list[dict]:
     """Per client: users, train and test sizes and class counts (for ``afr data``)."""
     rows = []
     for number in range(1, num_clients + 1):
-        site = load_site(f"site-{number}", num_clients)
+        site = _full_site(f"site-{number}", num_clients)
         rows.append(
             {
                 "client": site.name,
