@@ -65,7 +65,12 @@ def test_paired_difference_matches_scipy_paired_t():
     low, high = scipy_stats.t.interval(0.95, 4, loc=sum(diffs) / 5, scale=scipy_stats.sem(diffs))
     assert (paired.difference.low, paired.difference.high) == (pytest.approx(low), pytest.approx(high))
     # t-test of the same paired data: the interval excludes 0 exactly when p < 0.05
-    assert scipy_stats.ttest_rel([candidate[s] for s in paired.seeds], [baseline[s] for s in paired.seeds]).pvalue < 0.05
+    assert (
+        scipy_stats.ttest_rel(
+            [candidate[s] for s in paired.seeds], [baseline[s] for s in paired.seeds]
+        ).pvalue
+        < 0.05
+    )
     assert paired.verdict == stats.ROBUST_GAIN
 
 
@@ -76,6 +81,9 @@ def test_verdicts():
     assert stats.paired_difference({1: 0.75, 2: 0.75, 3: 0.75}, baseline).verdict == stats.ROBUST_GAIN
     assert stats.paired_difference({1: 0.75}, baseline).verdict == stats.TOO_FEW
     # lower is better: a drop is the gain
-    assert stats.paired_difference({1: 0.5, 2: 0.49, 3: 0.51}, baseline, maximize=False).verdict == stats.ROBUST_GAIN
+    assert (
+        stats.paired_difference({1: 0.5, 2: 0.49, 3: 0.51}, baseline, maximize=False).verdict
+        == stats.ROBUST_GAIN
+    )
     with pytest.raises(ValueError, match="share no seed"):
         stats.paired_difference({9: 0.1}, baseline)
