@@ -51,7 +51,9 @@ def test_the_engine_sets_exactly_what_the_protected_module_reads():
     profile = load_profile(ROOT, "fed_heart_disease")
     for subset in ("validation", "heldout"):
         engine_env = evaluation_environment(profile, subset)
-        assert engine_env == holdout.subset_environment(subset, profile.heldout.fraction, profile.heldout.seed)
+        assert engine_env == holdout.subset_environment(
+            subset, profile.heldout.fraction, profile.heldout.seed
+        )
     without = profile.model_copy(update={"heldout": None})
     assert evaluation_environment(without, "validation") == {holdout.SUBSET_VAR: "full"}
     with pytest.raises(ValueError, match="no \\[heldout\\]"):

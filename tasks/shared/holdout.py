@@ -61,7 +61,9 @@ def requested_subset(environ: Mapping[str, str] | None = None) -> tuple[str, flo
         raise ValueError(f"{SUBSET_VAR}={subset} needs {FRACTION_VAR} and an integer {SEED_VAR}") from None
 
 
-def subset_indices(labels: np.ndarray, site_name: str, environ: Mapping[str, str] | None = None) -> np.ndarray:
+def subset_indices(
+    labels: np.ndarray, site_name: str, environ: Mapping[str, str] | None = None
+) -> np.ndarray:
     """Row indices of a client's evaluation split that this run is scored on."""
     subset, fraction, seed = requested_subset(environ)
     count = len(np.asarray(labels).reshape(-1))
