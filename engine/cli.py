@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="campaigns in this workspace")
     listing.add_argument("--workspace", type=Path, default=None)
     listing.set_defaults(handler=cmd_list)
+
+    from engine.evidence_commands import add_commands as add_evidence_commands
+
+    add_evidence_commands(commands, positive_int)  # repeat, heldout, compare, report
     return parser
 
 

@@ -1,0 +1,168 @@
+"""The evidence commands of ``afr``: repeat, heldout, compare, report (argparse wiring and printing)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from engine import evidence
+from engine.evidence import EvidenceError
+
+
+def add_commands(commands, positive_int) -> None:
+    """Register the evidence subcommands on ``afr``'s subparsers."""
+    repeat = commands.add_parser(
+        "repeat", help="rerun the top kept candidates and the baseline over matched seeds"
+    )
+    repeat.add_argument("tag", nargs="?", default=None)
+    repeat.add_argument("--top", type=positive_int, default=1, help="how many kept candidates (best first)")
+    repeat.add_argument(
+        "--seeds", default=None, help="comma-separated, e.g. 42,43,44,45,46 (profile's default)"
+    )
+    repeat.add_argument("--parallel", type=positive_int, default=None, help="default: the campaign's width")
+    repeat.add_argument("--workspace", type=Path, default=None)
+    repeat.set_defaults(handler=cmd_repeat)
+
+    heldout = commands.add_parser(
+        "heldout", help="score the selected candidate and the baseline on the held-out subset"
+    )
+    heldout.add_argument("tag", nargs="?", default=None)
+    heldout.add_argument("--candidate", default=None, help="default: the best kept candidate")
+    heldout.add_argument("--seeds", default=None, help="comma-separated (default: the budget seed)")
+    heldout.add_argument("--parallel", type=positive_int, default=None)
+    heldout.add_argument("--workspace", type=Path, default=None)
+    heldout.set_defaults(handler=cmd_heldout)
+
+    compare = commands.add_parser(
+        "compare", help="one table comparing campaigns (e.g. a model and its HPO control)"
+    )
+    compare.add_argument("tags", nargs="+")
+    compare.add_argument("--workspace", type=Path, default=None)
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(handler=cmd_compare)
+
+    report = commands.add_parser(
+        "report", help="write reports/<tag>-report.md and progress.png, committed to the campaign branch"
+    )
+    report.add_argument("tag", nargs="?", default=None)
+    report.add_argument("--workspace", type=Path, default=None)
+    report.add_argument("--no-commit", action="store_true", help="write the files only")
+    report.set_defaults(handler=cmd_report)
+
+
+def _root(args: argparse.Namespace) -> Path:
+    from engine.cli import workspace_root
+
+    return workspace_root(args.workspace)
+
+
+def _gpus() -> list[str]:
+    from engine.cli import gpu_ids
+
+    return gpu_ids()
+
+
+def _warn_if_running(campaign: evidence.CampaignView) -> None:
+    from engine.status import last_state
+
+    state = last_state(campaign.directory)
+    if state not in ("finished", "stopped", "new"):
+        print(
+            f"afr: note: campaign {campaign.tag} is {state}; its runs and these share the machine",
+            flush=True,
+        )
+
+
+def cmd_repeat(args: argparse.Namespace) -> int:
+    campaign = evidence.open_campaign(_root(args), args.tag)
+    seeds = evidence.parse_seeds(args.seeds, campaign.profile.repeat.seeds, minimum=2)
+    jobs = evidence.repeat_jobs(campaign, args.top, seeds)
+    _warn_if_running(campaign)
+    print(
+        f"afr: repeat {campaign.tag}: baseline and top {args.top} over seeds {','.join(map(str, seeds))} "
+        f"(validation subset; {len(jobs)} runs)",
+        flush=True,
+    )
+    started = time.monotonic()
+    _run(campaign, jobs, args.parallel)
+    _print_evidence(campaign, jobs, "validation")
+    print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")
+    return 0
+
+
+def cmd_heldout(args: argparse.Namespace) -> int:
+    campaign = evidence.open_campaign(_root(args), args.tag)
+    seeds = evidence.parse_seeds(args.seeds, [campaign.profile.budget.seed])
+    jobs = evidence.heldout_jobs(campaign, seeds, args.candidate)
+    _warn_if_running(campaign)
+    selected = jobs[-1].record
+    share = campaign.profile.heldout.fraction
+    print(
+        f"afr: held-out check of {campaign.tag}: {selected['id']} and baseline {jobs[0].record['id']} "
+        f"on the held-out {share:.0%} of each client's evaluation split, seeds {','.join(map(str, seeds))}",
+        flush=True,
+    )
+    started = time.monotonic()
+    _run(campaign, jobs, args.parallel)
+    _print_evidence(campaign, jobs, "heldout")
+    print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")
+    return 0
+
+
+def _run(campaign: evidence.CampaignView, jobs: list[evidence.Job], parallel: int | None) -> None:
+    width = parallel or int(campaign.options.get("parallel", 1) or 1)
+    evidence.run_jobs(
+        campaign, jobs, evidence.RUNNER, width, _gpus(), report=lambda line: print(f"  {line}", flush=True)
+    )
+
+
+def _print_evidence(campaign: evidence.CampaignView, jobs: list[evidence.Job], subset: str) -> None:
+    """The statistics of exactly the runs this command asked for, from evidence.tsv."""
+    wanted = {job.key for job in jobs}
+    rows = [r for r in campaign.evidence.rows() if (r.candidate, r.subset, r.seed) in wanted]
+    entries = evidence.evidence_by_candidate(rows)
+    print()
+    for line in evidence.format_summary_table(entries, subset):
+        print(line)
+    baseline_id = jobs[0].record["id"]
+    found = evidence.comparisons(entries, campaign.profile.maximize)
+    for comparison in found:
+        print(evidence.format_comparison(comparison, baseline_id))
+        if subset == "heldout":
+            record = campaign.records[comparison.candidate]
+            gain = record["score"] - campaign.baseline()["score"]
+            survives = evidence.heldout_survives(comparison)
+            print(
+                f"campaign (validation subset, seed {campaign.profile.budget.seed}): gain {gain:+.4f}; "
+                f"held-out: {comparison.paired.difference.mean:+.4f} -> the gain "
+                f"{'survives' if survives else 'does NOT survive'} on held-out data"
+            )
+    if not found:
+        raise EvidenceError("no candidate and baseline run succeeded on a common seed; see the runs above")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.compare import compare_rows, format_compare
+
+    root = _root(args)
+    rows = compare_rows(root, args.tags)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_compare(rows))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from engine.report import write_report
+
+    root = _root(args)
+    result = write_report(root, args.tag, commit=not args.no_commit)
+    print(f"afr: report {result['report']}")
+    print(f"afr: plot {result['plot']}")
+    if result.get("commit"):
+        print(f"afr: committed to {result['branch']} as {result['commit'][:7]}")
+    return 0
