@@ -13,14 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from engine.events import Command, CommandType, Event, EventType
 from engine.guard import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.journal import Journal
 from engine.ledger import LITERATURE_BUDGET, Ledger, ResultRow
-from engine.literature import watchdog
+from engine.literature import CRASH_TRIGGER, shared_crash_cause, watchdog
 from engine.profile import Profile
 from engine.proposers.base import CandidateSpec, ProposalContext, Proposer, ProposerError
 from engine.records import best_summary, budget_label, candidate_record
@@ -57,6 +57,7 @@ class CampaignOptions:
     api_base: str | None = None
     fallback_model: str | None = None
     tool_calling: bool = True  # False: the JSON-in-text protocol
+    match: str | None = None  # a same-budget control of this campaign tag (afr run --match)
 
 
 class CampaignError(RuntimeError):
@@ -103,6 +104,7 @@ class Campaign:
         self._subscribers: list[Callable[[Event], None]] = []
         self._cond = threading.Condition()
         self._started = time.time()
+        self._last_literature: float | None = None  # when the last literature cycle ended
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -256,28 +258,47 @@ class Campaign:
             hashes=self.hashes,
         )
 
-    def _maybe_literature(self) -> None:
-        rows = self.ledger.rows()
+    def _literature_trigger(self, rows: list[ResultRow]) -> str:
+        """Why a literature cycle should start now, or ''."""
+        if not any(r.status != "literature" for r in rows):
+            return ""  # the baseline always comes first; a forced review waits for it
+        if self.literature_requested:
+            return "forced by the human"
         state = watchdog(
             rows,
             self.profile.watchdog.max_scored_since_reset,
             self.profile.watchdog.min_delta,
             self.profile.maximize,
         )
-        if not (state.recommend_literature or self.literature_requested):
+        if state.recommend_literature:
+            return "plateau: " + state.reason
+        if self._last_literature is None:
+            finished = [e.ts for e in self.journal.events() if e.type is EventType.LITERATURE_FINISHED]
+            self._last_literature = max(finished, default=0.0)
+        crashes = [
+            r.get("error", "")
+            for r in self._final_records().values()
+            if r.get("status") == "crash"
+            and (r.get("timings") or {}).get("finished", 0) > self._last_literature
+        ]
+        cause = shared_crash_cause(crashes)
+        return f"{CRASH_TRIGGER} or more crashes share a cause: {cause}" if cause else ""
+
+    def _maybe_literature(self) -> None:
+        rows = self.ledger.rows()
+        trigger = self._literature_trigger(rows)
+        if not trigger:
             return
-        if not any(r.status != "literature" for r in rows):
-            return  # the baseline always comes first; a forced review waits for it
-        forced = self.literature_requested and not state.recommend_literature
         self.literature_requested = False
         self._set_state("literature")
         started = time.time()
-        self.emit(EventType.LITERATURE_STARTED, reason="forced by the human" if forced else state.reason)
-        result = self.proposer.literature(self._context(), max(1, self.options.parallel))
+        self.emit(EventType.LITERATURE_STARTED, reason=trigger)
+        context = replace(self._context(), trigger=trigger)
+        result = self.proposer.literature(context, max(1, self.options.parallel))
         number = len([r for r in rows if r.status == "literature"]) + 1
         sheet = self.dir / "literature" / f"{number:03d}.md"
         sheet.parent.mkdir(parents=True, exist_ok=True)
-        sheet.write_text(result.worksheet + "\n")
+        sheet.write_text(result.worksheet + "\n", encoding="utf-8")
         self._literature_queue = list(result.proposals)
         self.ledger.append_row(
             ResultRow(
@@ -291,17 +312,33 @@ class Campaign:
                 f"literature/{number:03d}.md",
             )
         )
+        if result.telemetry:
+            self.emit(EventType.TELEMETRY, phase="literature", **result.telemetry)
+        self._last_literature = time.time()
         self.emit(
             EventType.LITERATURE_FINISHED,
             worksheet=str(sheet.relative_to(self.dir)),
             selected=[s.description for s in result.proposals],
+            trigger=trigger,
         )
+        self._check_cost_cap()
 
     def _next_spec(self) -> CandidateSpec:
         queue = getattr(self, "_literature_queue", [])
-        if queue:
-            return queue.pop(0)
-        return self.proposer.propose(self._context())
+        if not queue:
+            return self.proposer.propose(self._context())
+        selected = queue.pop(0)
+        if not selected.directive:
+            return selected
+        # A code-changing proposal: the agent implements it, and the result keeps its citation.
+        spec = self.proposer.propose(replace(self._context(), directive=selected.directive))
+        cites = " ".join(
+            f"[src: {ref}]" for ref in selected.source_refs if f"[src: {ref}]" not in spec.description
+        )
+        spec.description = f"{spec.description} {cites}".strip()
+        spec.source_refs = list(dict.fromkeys([*spec.source_refs, *selected.source_refs]))
+        spec.target = "literature"
+        return spec
 
     def _run_batch(self) -> None:
         parent = self.repo.head()

@@ -1,7 +1,10 @@
-"""The plateau watchdog and the bundled bibliography the literature loop draws from."""
+"""When to enter the literature loop (plateau watchdog, repeated crashes), the symptoms it starts
+from, and the bundled bibliography it searches. The cards and their ranking: literature_cards.py."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 from engine.ledger import ResultRow
@@ -49,6 +52,55 @@ def watchdog(
         1 for row in rows[anchor + 1 :] if row.score is not None and row.status not in ("crash", "literature")
     )
     return WatchdogState(scored >= max_scored_since_reset, scored, max_scored_since_reset, source)
+
+
+CRASH_TRIGGER = 3  # crashes sharing a cause since the last review that start a new one
+
+
+def crash_signature(error: str) -> str:
+    """A crash cause with the run-specific parts (numbers, paths, hex ids) removed."""
+    line = (error or "").strip().splitlines()[-1] if (error or "").strip() else ""
+    line = re.sub(r"(/[\w.-]+)+", "<path>", line)
+    line = re.sub(r"0x[0-9a-f]+|\d+(\.\d+)?", "<n>", line)
+    return line[:120]
+
+
+def shared_crash_cause(crash_errors: list[str], threshold: int = CRASH_TRIGGER) -> str:
+    """The cause shared by ``threshold`` or more of these crashes (engine interruptions excluded)."""
+    causes = Counter(crash_signature(e) for e in crash_errors if e and e != "interrupted")
+    cause, count = causes.most_common(1)[0] if causes else ("", 0)
+    return cause if cause and count >= threshold else ""
+
+
+def symptoms(rows: list[ResultRow], records: list[dict], maximize: bool, trigger: str = "") -> list[str]:
+    """What the literature loop starts from: one line per observed symptom."""
+    scored = [r for r in rows if r.score is not None and r.status not in ("crash", "literature")]
+    lines = [f"trigger: {trigger}"] if trigger else []
+    if scored:
+        best = max(scored, key=lambda r: r.score if maximize else -r.score)
+        lines.append(f"baseline {scored[0].score:.6f}; best {best.score:.6f} ({best.description})")
+    kept = sum(1 for r in rows if r.status == "keep")
+    lines.append(
+        f"{len(scored)} scored candidates, {kept} kept, {sum(r.status == 'crash' for r in rows)} crashed"
+    )
+    null_axes: Counter[str] = Counter()
+    for record in records:
+        if record.get("status") == "discard":
+            null_axes.update((record.get("arg_changes") or {}).keys())
+    if null_axes:
+        lines.append(
+            "axes changed in discarded candidates: "
+            + ", ".join(f"{name} ({count}x)" for name, count in null_axes.most_common(6))
+        )
+    spread = [rec["per_site"] for rec in records if rec.get("status") == "keep" and rec.get("per_site")]
+    if spread:
+        sites = spread[-1]
+        low, high = min(sites, key=sites.get), max(sites, key=sites.get)
+        lines.append(f"per-site scores of the best kept: {low} {sites[low]:.3f} to {high} {sites[high]:.3f}")
+    causes = Counter(crash_signature(r.get("error", "")) for r in records if r.get("status") == "crash")
+    for cause, count in causes.most_common(2):
+        lines.append(f"crash cause ({count}x): {cause}")
+    return lines
 
 
 @dataclass(frozen=True)
@@ -121,7 +173,7 @@ def search(query: str) -> list[Mechanism]:
     scored = []
     for entry in BIBLIOGRAPHY:
         text = f"{entry.key} {entry.title} {entry.summary} {' '.join(entry.keywords)}".lower()
-        hits = sum(1 for w in words if w in text)
+        hits = sum(1 for w in words if re.search(rf"\b{re.escape(w)}", text))  # word starts only
         if hits:
             scored.append((hits, entry))
     return [entry for _, entry in sorted(scored, key=lambda item: -item[0])]

@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.runner import RunResult
 
 
 class FakeRunner:
-    def __init__(self, delay: float = 0.0, crash_when: dict | None = None, stalls: int = 0) -> None:
+    def __init__(
+        self,
+        delay: float = 0.0,
+        crash_when: dict | None = None,
+        stalls: int = 0,
+        crash_if: Callable[[dict], bool] | None = None,
+    ) -> None:
         self.stalls = stalls  # the first ``stalls`` calls report a stalled NVFlare job
         self.delay = delay
         self.crash_when = crash_when or {}
+        self.crash_if = crash_if or (lambda args: False)
         self.calls: list[dict] = []
 
     def __call__(self, root, profile, args, run_dir: Path, **options) -> RunResult:
@@ -31,7 +39,7 @@ class FakeRunner:
         if self.stalls > 0:
             self.stalls -= 1
             return RunResult("stalled", 0.0, {}, self.delay, str(log), None, None, [], "no output for 240 s")
-        if any(args.get(k) == v for k, v in self.crash_when.items()):
+        if any(args.get(k) == v for k, v in self.crash_when.items()) or self.crash_if(args):
             log.write_text("RuntimeError: boom\n")
             return RunResult(
                 "crash", 0.0, {}, self.delay, str(log), None, 1, ["RuntimeError: boom"], "RuntimeError: boom"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -220,3 +221,115 @@ def test_new_architecture_from_the_agent_validates_runs_on_nvflare_and_is_ledger
     assert 0 < record["score"] <= 1
     assert '"mlp8": lambda: _mlp(8)' in campaign.repo.diff(record["parent"], record["commit"])
     assert "model mlp8:" in Path(record["log_path"]).read_text()
+
+
+def cards_reply(proposals: list[dict]) -> str:
+    challenges = [{"title": f"challenge {i}", "evidence": "e", "hypothesis": "h"} for i in range(3)]
+    return "My cards:\n```json\n" + json.dumps({"challenges": challenges, "proposals": proposals}) + "\n```"
+
+
+def scores(**changes) -> dict:
+    base = {"expected_gain": 3, "contract_safety": 5, "simplicity": 4, "evidence": 4, "novelty": 3}
+    return {**base, "runtime_cost": 1, **changes}
+
+
+def test_an_llm_literature_cycle_ranks_its_cards_and_implements_the_winners(workspace):
+    proposals = [
+        {
+            "mechanism": "FedProx",
+            "sources": ["arXiv:1812.06127"],
+            "args": {"fedprox_mu": 0.01},
+            "scores": scores(),
+        },
+        {
+            "mechanism": "FedProx (again)",
+            "sources": ["arXiv:1812.06127"],
+            "args": {"fedprox_mu": 0.01},
+            "scores": scores(novelty=1),
+        },
+        {
+            "mechanism": "train longer",
+            "sources": ["arXiv:1602.05629"],
+            "args": {"num_rounds": 40},
+            "scores": scores(expected_gain=5),
+        },
+        {
+            "mechanism": "score on the train split",
+            "sources": ["none"],
+            "scores": scores(expected_gain=5),
+            "implementation_surface": "tasks/shared/evaluation.py",
+            "change": "evaluate on train",
+        },
+        {
+            "mechanism": "cosine local learning rate",
+            "sources": ["arXiv:1608.03983"],
+            "scores": scores(novelty=5),
+            "implementation_surface": "tasks/fed_heart_disease/client.py",
+            "change": "cosine-decay the local lr",
+        },
+    ]
+    implement = [
+        {"tool_calls": [tool_call("read_file", {"path": "tasks/fed_heart_disease/client.py"})]},
+        {"tool_calls": [submit("cosine schedule, sketched as a lower lr", {"lr": 0.0005}, "code")]},
+    ]
+    steps = [
+        {"text": '{"queries": ["client drift heterogeneity", "learning rate schedule", "proximal term"]}'},
+        {"text": cards_reply(proposals)},
+        *implement,
+    ]
+    with ScriptedOpenAI(steps) as server:
+        campaign, events = campaign_for(workspace, server, max_candidates=3, parallel=2)
+        campaign.literature_requested = True  # forced: waits for the baseline, then runs
+        campaign.start()
+    rows = campaign.ledger.rows()
+    assert [r.status for r in rows][:2] == ["keep", "literature"]
+    sheet = (campaign.dir / rows[1].artifacts).read_text()
+    queries = [line for line in sheet.splitlines() if line.startswith(("1. `", "2. `", "3. `"))]
+    assert len(queries) == 3 and "fedprox (arXiv:1812.06127)" in queries[0]
+    assert (
+        sheet.count("### C") == 3
+        and "model openai/scripted-model, 240 prompt + 60 completion tokens" in sheet
+    )
+    assert "duplicate of FedProx" in sheet
+    assert "contract: num_rounds: a fixed budget field cannot change" in sheet
+    assert "contract: tasks/shared/evaluation.py is protected" in sheet
+    # cosine (score 24) then FedProx (22) are selected; the code change went back to the agent
+    assert "Implement this selected literature proposal: cosine local learning rate" in json.dumps(
+        server.requests[2]["messages"]
+    )
+    cited = [r for r in rows[2:] if r.target == "literature"]
+    assert {r.description for r in cited} == {
+        "literature: FedProx (fedprox_mu=0.01) [src: arXiv:1812.06127]",
+        "cosine schedule, sketched as a lower lr [src: arXiv:1608.03983]",
+    }
+    telemetry = next(
+        e for e in events if e.type is EventType.TELEMETRY and e.data.get("phase") == "literature"
+    )
+    assert telemetry.data["prompt_tokens"] == 240 and telemetry.data["steps"] == 2
+
+
+def test_a_poor_model_in_the_literature_loop_falls_back_to_the_bibliography(workspace):
+    steps = [{"text": "queries: drift"}, {"text": "still no json"}, {"status": 500}] + [{"status": 500}] * 8
+    with ScriptedOpenAI(steps) as server:
+        campaign, _ = campaign_for(workspace, server, max_candidates=2)
+        campaign.literature_requested = True
+        campaign.start()
+    rows = campaign.ledger.rows()
+    assert [r.status for r in rows][:2] == ["keep", "literature"]
+    sheet = (campaign.dir / rows[1].artifacts).read_text()
+    assert "the model's queries were unusable" in sheet and "the scripted queries were used" in sheet
+    assert "the model's cards were unusable (the model did not answer" in sheet
+    assert rows[2].target == "literature" and "[src: arXiv:" in rows[2].description
+
+
+def test_the_humans_notes_reach_the_next_prompt(workspace):
+    with ScriptedOpenAI([{"tool_calls": [submit()]}]) as server:
+        campaign, events = campaign_for(workspace, server, max_candidates=2)
+
+        def note_after_baseline(event):
+            if event.type is EventType.CANDIDATE_REVIEWED and event.data["id"] == "c001":
+                campaign.command(Command(CommandType.NOTE, note="try server momentum, not lr"))
+
+        campaign.subscribe(note_after_baseline)
+        campaign.start()
+    assert "notes from the human: try server momentum, not lr" in server.requests[0]["messages"][0]["content"]

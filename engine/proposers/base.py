@@ -21,6 +21,7 @@ class CandidateSpec:
     source_refs: list[str] = field(default_factory=list)
     telemetry: dict = field(default_factory=dict)  # tokens, cost, latency, tool calls (LLM proposers)
     proposer_error: str = ""  # set when the proposer failed: the candidate is refused with this reason
+    directive: str = ""  # a selected literature proposal that the agent still has to implement
 
 
 @dataclass
@@ -36,6 +37,8 @@ class ProposalContext:
     parent: str | None = None  # the commit the candidate will branch from
     tag: str | None = None
     hashes: dict[str, str] = field(default_factory=dict)  # protected files at the campaign start
+    directive: str = ""  # what this candidate must implement (a selected literature proposal)
+    trigger: str = ""  # why a literature cycle started (watchdog, the human, repeated crashes)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class LiteratureResult:
     worksheet: str  # markdown written to literature/NNN.md
     proposals: list[CandidateSpec]
     summary: str  # one line for the ledger row
+    telemetry: dict = field(default_factory=dict)  # what the cycle cost (LLM proposers)
 
 
 class ProposerError(RuntimeError):

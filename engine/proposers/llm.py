@@ -12,12 +12,17 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+from engine.literature import search, watchdog
+from engine.literature_cards import CardError, Draft, conclude, first_json_object, parse_cards
 from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
-from engine.proposers.scripted import ScriptedProposer
+from engine.proposers.scripted import ScriptedProposer, literature_symptoms
 from engine.proposers.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
 
+T = TypeVar("T")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price table at import
 
 JSON_PROTOCOL = (
@@ -89,6 +94,15 @@ def working_memory(context: ProposalContext) -> str:
     ][-5:]
     if rejected:
         lines.append("rejected before running: " + "; ".join(rejected))
+    state = watchdog(
+        rows,
+        context.profile.watchdog.max_scored_since_reset,
+        context.profile.watchdog.min_delta,
+        context.profile.maximize,
+    )
+    lines.append(
+        "watchdog: " + state.reason + ("; literature mode recommended" if state.recommend_literature else "")
+    )
     if context.notes:
         lines.append("notes from the human: " + " | ".join(context.notes[-10:]))
     return "\n".join(lines)
@@ -105,6 +119,51 @@ def parse_json_action(text: str) -> tuple[str, dict] | None:
             arguments = data.get("arguments") or {}
             return data["tool"], arguments if isinstance(arguments, dict) else {}
     return None
+
+
+QUERIES_REQUEST = (
+    "The campaign entered the literature loop. Symptoms:\n{symptoms}\n\n"
+    "Write exactly 3 search queries (a few technical keywords each) that could find FL mechanisms "
+    'addressing these symptoms. Reply with only a JSON object: {{"queries": ["...", "...", "..."]}}'
+)
+CARDS_REQUEST = (
+    "Bibliography results for your queries:\n{results}\n\n"
+    "Now write 3 challenge cards (what limits the current recipe) and 3 to 5 proposal cards. "
+    "Reply with only a JSON object:\n"
+    '{{"challenges": [{{"title": "...", "evidence": "...", "hypothesis": "..."}}], '
+    '"proposals": [{{"mechanism": "...", "sources": ["arXiv:..."], "implementation_surface": '
+    '"args, or the editable file it changes", "change": "...", "args": {{"<mutable arg>": value}}, '
+    '"expected_effect": "...", "runtime_note": "...", "contract_risk": "...", '
+    '"falsifying_observation": "...", "scores": {{"expected_gain": 1-5, "contract_safety": 1-5, '
+    '"simplicity": 1-5, "evidence": 1-5, "novelty": 1-5, "runtime_cost": 1-5}}}}]}}\n'
+    "args may only use the profile's mutable args and aggregator choices: {mutable}. "
+    "A proposal that changes code names its editable file as implementation_surface."
+)
+
+
+def new_telemetry(model: str) -> dict:
+    return {
+        "model": model,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+        "latency_seconds": 0.0,
+        "tool_calls": [],
+        "errors": [],
+        "steps": 0,
+    }
+
+
+def parse_queries(text: str) -> list[str]:
+    data = first_json_object(text)
+    queries = data.get("queries") if data else None
+    if (
+        not isinstance(queries, list)
+        or not queries
+        or not all(isinstance(q, str) and q.strip() for q in queries)
+    ):
+        raise CardError('expected {"queries": [three strings]}')
+    return [q.strip()[:200] for q in queries[:3]]
 
 
 class LLMProposer:
@@ -139,7 +198,7 @@ class LLMProposer:
 
     # -- one completion, with retries and the fallback model -------------------------------------
 
-    def _complete(self, messages: list[dict], telemetry: dict):
+    def _complete(self, messages: list[dict], telemetry: dict, tools: bool = True):
         litellm = _load_litellm()
         models = [self.model] + ([self.fallback_model] if self.fallback_model else [])
         last_error = ""
@@ -155,7 +214,7 @@ class LLMProposer:
                         "max_retries": 0,
                         "max_tokens": self.max_completion_tokens,
                     }
-                    if self.tool_calling:
+                    if self.tool_calling and tools:
                         kwargs["tools"] = TOOL_SCHEMAS
                     if self.api_base:
                         kwargs["api_base"] = self.api_base
@@ -201,16 +260,7 @@ class LLMProposer:
         if not context.records:  # the baseline needs no model: it is the profile as declared
             return self._scripted.propose(context)
         workspace = AgentWorkspace(context)
-        telemetry = {
-            "model": self.model,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "cost_usd": 0.0,
-            "latency_seconds": 0.0,
-            "tool_calls": [],
-            "errors": [],
-            "steps": 0,
-        }
+        telemetry = new_telemetry(self.model)
         summary = workspace.get_profile()
         messages = [
             {
@@ -220,7 +270,8 @@ class LLMProposer:
             },
             {
                 "role": "user",
-                "content": "Propose the next candidate. Inspect what you need, validate, then submit.",
+                "content": (context.directive + " " if context.directive else "")
+                + "Propose the next candidate. Inspect what you need, validate, then submit.",
             },
         ]
         for step in range(self.max_steps):
@@ -276,4 +327,72 @@ class LLMProposer:
         raise ProposerError(f"no submit_candidate within {self.max_steps} steps", telemetry)
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
-        return self._scripted.literature(context, width)
+        """Queries, search, cards: the model writes, the engine ranks (literature_cards.conclude).
+
+        Whatever the model fails to give is taken from the scripted bibliography draft, and the
+        worksheet says so: a poor or dead model never stops the campaign here."""
+        found = literature_symptoms(context)
+        fallback = self._scripted.draft(context)
+        telemetry = new_telemetry(self.model)
+        notes: list[str] = []
+        summary = AgentWorkspace(context).get_profile() if context.root else "{}"
+        messages = [
+            {
+                "role": "system",
+                "content": system_prompt(Path(context.root or "."), summary, working_memory(context)),
+            },
+            {"role": "user", "content": QUERIES_REQUEST.format(symptoms="\n".join(f"- {s}" for s in found))},
+        ]
+        try:
+            queries = self._ask_json(messages, telemetry, parse_queries)
+        except (ProposerError, CardError) as error:
+            notes.append(f"the model's queries were unusable ({error}); the scripted queries were used")
+            queries = fallback.queries
+        hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
+        results = "\n".join(
+            f"- {m.key}: {m.title} [{m.source}] {m.summary} implementing args: {json.dumps(m.args)}"
+            for m in {m.key: m for q in queries for m in search(q)}.values()
+        )
+        messages.append(
+            {
+                "role": "user",
+                "content": CARDS_REQUEST.format(
+                    results=results or "no match",
+                    mutable=", ".join(sorted(context.profile.mutable))
+                    + "; aggregator in "
+                    + ", ".join(context.profile.aggregators.choices),
+                ),
+            }
+        )
+        try:
+            challenges, proposals, skipped = self._ask_json(messages, telemetry, parse_cards)
+            notes += skipped
+        except (ProposerError, CardError) as error:
+            notes.append(f"the model's cards were unusable ({error}); bibliography cards were used")
+            challenges, proposals = fallback.challenges, fallback.proposals
+        draft = Draft(
+            self.model, queries, hits, challenges or fallback.challenges, proposals, notes, telemetry
+        )
+        result = conclude(draft, context, width, found)
+        result.telemetry = {k: v for k, v in telemetry.items() if k not in ("tool_calls",)}
+        return result
+
+    def _ask_json(self, messages: list[dict], telemetry: dict, parse: Callable[[str], T]) -> T:
+        """One JSON answer, parsed; a bad one is shown its error and asked again once."""
+        error: Exception | None = None
+        for _ in range(2):
+            telemetry["steps"] += 1
+            content = getattr(
+                self._complete(messages, telemetry, tools=False).choices[0].message, "content", ""
+            )
+            content = content or ""
+            messages.append({"role": "assistant", "content": content[:4000]})
+            try:
+                return parse(content)
+            except CardError as problem:
+                error = problem
+                telemetry["errors"].append(f"unusable reply: {problem}")
+                messages.append(
+                    {"role": "user", "content": f"error: {problem}. Reply with only the JSON object."}
+                )
+        raise CardError(str(error))

@@ -10,13 +10,21 @@ bibliography and cites them.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 
-from engine.literature import BIBLIOGRAPHY
+from engine.configs import config_key, describe_args, effective_args
+from engine.configs import fmt_value as _fmt
+from engine.literature import BIBLIOGRAPHY, search, symptoms
+from engine.literature_cards import ChallengeCard, Draft, ProposalCard, conclude
 from engine.profile import MutableArg, Profile, Scalar
 from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext
+
+SCRIPTED_QUERIES = (
+    "client drift heterogeneity proximal",
+    "server momentum adaptive optimizer",
+    "robust outlier aggregation median",
+)
 
 CALIBRATION = (
     ("FedAvgM server momentum", {"aggregator": "fedavgm", "server_lr": 1.0, "server_momentum": 0.9}),
@@ -28,23 +36,8 @@ CALIBRATION = (
 MAX_TRIES = 50
 
 
-def config_key(profile: Profile, args: dict[str, Scalar]) -> str:
-    """A canonical form of the full configuration, to recognise repeats."""
-    full = {**profile.baseline, **args}
-    return json.dumps({k: full[k] for k in sorted(full)}, sort_keys=True, default=str)
-
-
-def effective_args(profile: Profile, args: dict[str, Scalar]) -> dict[str, Scalar]:
-    """Only the args that differ from the baseline."""
-    return {k: v for k, v in args.items() if profile.baseline.get(k) != v}
-
-
-def describe_args(args: dict[str, Scalar]) -> str:
-    return " ".join(f"{k}={_fmt(v)}" for k, v in sorted(args.items())) or "baseline args"
-
-
-def _fmt(value: Scalar) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def literature_symptoms(context: ProposalContext) -> list[str]:
+    return symptoms(context.rows, context.records, context.profile.maximize, context.trigger)
 
 
 def relevant_args(profile: Profile, aggregator: str) -> list[str]:
@@ -125,60 +118,65 @@ class ScriptedProposer:
         return args, f"refine best: {name} {_fmt(current)}->{_fmt(value)} ({describe_args(args)})"
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
+        return conclude(self.draft(context), context, width, literature_symptoms(context))
+
+    def draft(self, context: ProposalContext) -> Draft:
+        """Cards from the bundled bibliography: every mechanism the profile can express, scored by a
+        fixed rule (untried families are novel; args-only changes are safe and simple)."""
         profile = context.profile
-        tried = {config_key(profile, record.get("args") or {}) for record in context.records}
-        best = dict(context.best_args or {})
-        chosen, lines = [], []
+        queries = list(SCRIPTED_QUERIES)
+        hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
+        tried_aggregators = {
+            (record.get("args") or {}).get("aggregator", profile.baseline.get("aggregator"))
+            for record in context.records
+        }
+        proposals, seen = [], set()
         for entry in BIBLIOGRAPHY:
-            args = effective_args(
-                profile,
-                {
-                    **best,
-                    **{k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"},
-                },
-            )
-            if args.get("aggregator", profile.baseline["aggregator"]) not in profile.aggregators.choices:
+            args = {k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"}
+            aggregator = args.get("aggregator", profile.baseline.get("aggregator"))
+            if aggregator not in profile.aggregators.choices or entry.key in seen:
                 continue
-            status = (
-                "untried" if config_key(profile, args) not in tried else "already tried on the best stack"
-            )
-            lines.append(f"| {entry.key} | {entry.title} | {entry.source} | {status} |")
-            if status == "untried" and len(chosen) < width:
-                chosen.append(
-                    CandidateSpec(
-                        f"literature: {entry.key} on the best stack ({describe_args(args)}) [src: {entry.source}]",
-                        "literature",
-                        args,
-                        source_refs=[entry.source],
-                    )
+            seen.add(entry.key)
+            novel = 5 if aggregator not in tried_aggregators else 2
+            proposals.append(
+                ProposalCard(
+                    entry.title.split("(")[-1].rstrip(")") if "(" in entry.title else entry.key,
+                    [entry.source],
+                    entry.summary,
+                    {
+                        "expected_gain": 3,
+                        "contract_safety": 5,
+                        "simplicity": 5,
+                        "evidence": 4,
+                        "novelty": novel,
+                        "runtime_cost": 2 if aggregator == "scaffold" else 1,
+                    },
+                    args,
+                    "args",
+                    expected_effect=f"beats the best stack via {entry.key}",
+                    runtime_note="none beyond one candidate run",
+                    contract_risk="none: mutable args only",
+                    falsifying_observation="its score does not beat the running best",
                 )
-        rows = context.rows
-        best_row = max(
-            (r for r in rows if r.score is not None and r.status != "crash"),
-            key=lambda r: r.score if profile.maximize else -r.score,
-            default=None,
-        )
-        worksheet = "\n".join(
-            [
-                "# Literature review (scripted proposer)",
-                "",
-                f"Best so far: {best_row.score:.6f} ({best_row.description})"
-                if best_row
-                else "No scored candidate yet.",
-                f"Best stack args: {describe_args(best)}",
-                "",
-                "| mechanism | source | arXiv | status |",
-                "|---|---|---|---|",
-                *lines,
-                "",
-                "Selected: "
-                + (", ".join(spec.description for spec in chosen) or "none (every mechanism was tried)"),
-            ]
-        )
-        summary = "literature review: " + (
-            ", ".join(
-                s.source_refs[0] + " " + s.description.split(":")[1].split(" on")[0].strip() for s in chosen
             )
-            or "no untried mechanism"
-        )
-        return LiteratureResult(worksheet, chosen, summary)
+        rows = context.rows
+        scored = [r for r in rows if r.score is not None and r.status not in ("crash", "literature")]
+        challenges = [
+            ChallengeCard(
+                "the search has plateaued",
+                f"{len(scored)} scored candidates; the running best last improved before the latest "
+                "stretch of discards",
+                "scalar tuning of the current stack is exhausted; a different mechanism is needed",
+            ),
+            ChallengeCard(
+                "client heterogeneity",
+                "clients differ in size and label balance (see `afr data`)",
+                "local drift or noisy averaged updates limit the global model",
+            ),
+            ChallengeCard(
+                "optimiser scale",
+                f"best stack: {describe_args(context.best_args)}",
+                "the server step, not the local one, sets the pace of progress",
+            ),
+        ]
+        return Draft("scripted", queries, hits, challenges, proposals)
