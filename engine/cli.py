@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=cmd_data)
 
     run = commands.add_parser("run", help="start a campaign")
-    run.add_argument("--profile", default="fed_heart_disease", help="profile name or path")
+    run.add_argument("--profile", default=None, help="profile name or path (default: fed_heart_disease)")
     run.add_argument("--workspace", type=Path, default=None)
     run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
     run.add_argument("--proposer", choices=["scripted", "llm"], default="scripted")
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
     run.add_argument(
         "--smoke", action="store_true", help="use the profile's smoke budget for every candidate"
+    )
+    run.add_argument(
+        "--match", default=None, metavar="TAG", help="a same-budget control: TAG's profile, cap and budget"
     )
     run.set_defaults(handler=cmd_run)
 
@@ -208,7 +211,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.status import default_tag, tag_problem
 
     root = workspace_root(args.workspace)
-    profile = load_profile(root, args.profile)
+    if args.match:
+        from engine.evidence_commands import apply_match
+
+        apply_match(root, args)  # TAG's profile, caps and budget replace this run's
+    profile = load_profile(root, args.profile or "fed_heart_disease")
     tag = args.tag or default_tag(root, profile.name)
     problem = tag_problem(tag)
     if problem:
@@ -227,6 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         api_base=args.api_base,
         fallback_model=args.fallback_model,
         tool_calling=not args.no_tool_calling,
+        match=args.match,
     )
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(f"afr: campaign {tag} on {profile.name} in {root} (branch autoresearch/{tag})", flush=True)

@@ -142,6 +142,48 @@ def _print_evidence(campaign: evidence.CampaignView, jobs: list[evidence.Job], s
         raise EvidenceError("no candidate and baseline run succeeded on a common seed; see the runs above")
 
 
+MATCHED_FIELDS = ("budget", "smoke", "heldout", "metric")
+
+
+def apply_match(root: Path, args: argparse.Namespace) -> None:
+    """Make ``afr run --match TAG`` a same-budget scalar-HPO control of campaign TAG.
+
+    The control takes TAG's profile, candidate cap, time cap, smoke flag, environment and
+    proposer seed; it refuses when the profile's budget changed since TAG started, since the
+    comparison would then be between different budgets.
+    """
+    from engine.cli import UsageError
+    from engine.profile import load_profile
+
+    if args.proposer != "scripted":
+        raise UsageError("--match runs the scalar-HPO control: use it with --proposer scripted")
+    matched = evidence.open_campaign(root, args.match)
+    name = matched.profile.name
+    if args.profile and load_profile(root, args.profile).name != name:
+        raise UsageError(f"--match {matched.tag} uses profile {name}, not {args.profile}")
+    current = load_profile(root, name)
+    for field in MATCHED_FIELDS:
+        if getattr(current, field) != getattr(matched.profile, field):
+            raise UsageError(
+                f"profiles/{name}.toml [{field}] changed since {matched.tag} started; "
+                "a same-budget control needs the same budget"
+            )
+    options = matched.options
+    args.profile = name
+    args.match = matched.tag
+    args.max_candidates = int(options.get("max_candidates", args.max_candidates))
+    args.max_hours = options.get("max_hours")
+    args.smoke = bool(options.get("smoke", False))
+    args.env = options.get("env", args.env)
+    if args.seed is None:
+        args.seed = options.get("seed")
+    print(
+        f"afr: same-budget control of {matched.tag}: profile {name}, {args.max_candidates} candidates"
+        f"{', smoke budget' if args.smoke else ''}",
+        flush=True,
+    )
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import json
 

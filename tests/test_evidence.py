@@ -129,3 +129,52 @@ def test_heldout_needs_a_profile_with_a_heldout_subset(tmp_path, runner, capsys)
     finished_campaign(root)
     assert run_cli(root, "heldout") == 2
     assert "declares no [heldout]" in capsys.readouterr().err
+
+
+def test_compare_puts_campaigns_side_by_side(workspace, runner, capsys):
+    assert run_cli(workspace, "repeat", "--seeds", "42,43,44") == 0
+    assert run_cli(workspace, "heldout") == 0
+    capsys.readouterr()
+    assert run_cli(workspace, "compare", TAG, "--json") == 0
+    import json
+
+    (facts,) = json.loads(capsys.readouterr().out)
+    campaign = evidence.open_campaign(workspace, TAG)
+    rows = campaign.rows
+    assert facts["baseline"] == rows[0].score
+    assert facts["best"] == max(r.score for r in rows if r.status != "crash")
+    assert facts["kept"] == sum(r.status == "keep" for r in rows)
+    assert facts["repeat_difference"]["n"] == 3 and facts["heldout"]["survives"] is True
+    assert facts["llm_models"] == [] and facts["llm_cost_usd"] == 0
+    assert run_cli(workspace, "compare", TAG) == 0
+    table = capsys.readouterr().out
+    assert (
+        "no LLM" in table and f"{facts['repeat']['mean']:.4f} ± {facts['repeat']['half_width']:.4f}" in table
+    )
+    assert run_cli(workspace, "compare", TAG, TAG) == 2
+    assert run_cli(workspace, "compare", "nope-20261122") == 2
+
+
+def test_run_match_takes_the_campaigns_profile_cap_and_budget(workspace, monkeypatch, capsys):
+    from engine import campaign as campaign_module
+
+    started = {}
+
+    def fake_drive(campaign, action, headless):
+        started.update(options=campaign.options, profile=campaign.profile.name, tag=campaign.tag)
+        return 0
+
+    monkeypatch.setattr("engine.cli._drive", fake_drive)
+    assert campaign_module.CampaignOptions(match="x").match == "x"
+    tag = "control-20261122"
+    assert run_cli(workspace, "run", "--match", TAG, "--tag", tag, "--max-candidates", "99") == 0
+    assert started["options"].max_candidates == 8 and started["options"].match == TAG
+    assert started["options"].proposer == "scripted" and started["profile"] == "fed_heart_disease"
+    assert "same-budget control of" in capsys.readouterr().out
+    assert run_cli(workspace, "run", "--match", TAG, "--proposer", "llm") == 2
+    assert run_cli(workspace, "run", "--match", "nope-20261122") == 2
+    assert run_cli(workspace, "run", "--match", TAG, "--profile", "leaf_synthetic") == 2
+    profile = workspace / "profiles" / "fed_heart_disease.toml"
+    profile.write_text(profile.read_text().replace("num_rounds = 15", "num_rounds = 16"))
+    assert run_cli(workspace, "run", "--match", TAG) == 2
+    assert "[budget] changed since" in capsys.readouterr().err
