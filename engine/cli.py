@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approval", choices=["auto", "manual"], default="auto")
     run.add_argument("--seed", type=int, default=None, help="proposer seed (default: the profile's seed)")
     run.add_argument("--headless", action="store_true", help="console view instead of the cockpit")
+    run.add_argument(
+        "--detach", action="store_true", help="start the engine in the background; watch it with `afr attach`"
+    )
     run.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
     run.add_argument(
         "--smoke", action="store_true", help="use the profile's smoke budget for every candidate"
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("tag", nargs="?", default=None)
     resume.add_argument("--workspace", type=Path, default=None)
     resume.add_argument("--headless", action="store_true")
+    resume.add_argument("--detach", action="store_true", help="continue in the background")
     resume.add_argument("--max-candidates", type=positive_int, default=None, help="raise (or lower) the cap")
     resume.add_argument("--max-hours", type=positive_float, default=None)
     resume.set_defaults(handler=cmd_resume)
@@ -90,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="campaigns in this workspace")
     listing.add_argument("--workspace", type=Path, default=None)
     listing.set_defaults(handler=cmd_list)
+
+    attach = commands.add_parser("attach", help="open the cockpit on a campaign running in the background")
+    attach.add_argument("tag", nargs="?", default=None)
+    attach.add_argument("--workspace", type=Path, default=None)
+    attach.set_defaults(handler=cmd_attach)
 
     from engine.evidence_commands import add_commands as add_evidence_commands
 
@@ -185,13 +194,15 @@ def workspace_root(path: Path | None) -> Path:
     return root
 
 
-def _drive(campaign, action, headless: bool) -> int:
+def _drive(campaign, action) -> int:
+    """Run the campaign here with the console view; the control socket lets cockpits attach."""
     from engine.console import ConsoleView
+    from engine.control import CommandServer
 
-    if not headless:
-        print("afr: the cockpit is not available yet; showing the headless view", file=sys.stderr)
     view = ConsoleView(campaign)
-    if not view.run(action):
+    with CommandServer(campaign):
+        finished = view.run(action)
+    if not finished:
         print(f"afr: aborted; continue with `afr resume {campaign.tag}`", file=sys.stderr)
         return 130
     from engine.status import summary
@@ -206,7 +217,7 @@ def _drive(campaign, action, headless: bool) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.campaign import Campaign, CampaignOptions
+    from engine.campaign import Campaign, CampaignOptions, campaign_dir
     from engine.proposers import build_proposer
     from engine.status import default_tag, tag_problem
 
@@ -236,9 +247,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         tool_calling=not args.no_tool_calling,
         match=args.match,
     )
+    if (campaign_dir(root, tag) / "campaign.json").exists():
+        raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
+    if _wants_background(args):
+        return _background(root, tag, ["run", *_after(args.argv, "run"), "--headless", "--tag", tag], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(f"afr: campaign {tag} on {profile.name} in {root} (branch autoresearch/{tag})", flush=True)
-    return _drive(campaign, campaign.start, args.headless)
+    return _drive(campaign, campaign.start)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -257,9 +272,102 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options.max_candidates = args.max_candidates
     if args.max_hours:
         options.max_hours = args.max_hours
+    if _wants_background(args):
+        rest = [arg for arg in _after(args.argv, "resume") if arg != args.tag]
+        return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(f"afr: resuming {tag} (cap {options.max_candidates} candidates)", flush=True)
-    return _drive(campaign, campaign.resume, args.headless)
+    return _drive(campaign, campaign.resume)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _wants_background(args: argparse.Namespace) -> bool:
+    """``--detach``, or the cockpit (which watches a background engine, so quitting can leave it running)."""
+    if args.detach:
+        return True
+    if args.headless:
+        return False
+    if not _interactive():
+        print("afr: no terminal for the cockpit; showing the headless view", file=sys.stderr)
+        return False
+    return True
+
+
+def _after(argv: list[str], command: str) -> list[str]:
+    """The arguments after the subcommand, less ``--detach`` (the background engine is headless)."""
+    return [arg for arg in argv[argv.index(command) + 1 :] if arg != "--detach"]
+
+
+def _background(root: Path, tag: str, argv: list[str], args: argparse.Namespace) -> int:
+    """Start ``afr <argv>`` as a background engine in its own session (an SSH hang-up does not
+    reach it), its output in ``engine.log``; then open the cockpit on it unless ``--detach``."""
+    import os
+    import subprocess
+    import time
+
+    from engine.campaign import campaign_dir
+    from engine.control import LOG_NAME, engine_alive
+
+    directory = campaign_dir(root, tag)
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / LOG_NAME
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", *argv],
+            cwd=os.getcwd(),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while not engine_alive(directory):
+        if process.poll() is not None:
+            lines = log_path.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+            raise CampaignError(f"the engine exited: {lines[-1].removeprefix('afr: error: ')}")
+        if time.monotonic() > deadline:
+            raise CampaignError(f"the engine did not start within 120 s; see {log_path}")
+        time.sleep(0.1)
+    if args.detach:
+        print(
+            f"afr: {tag} runs in the background (engine pid {process.pid}, log {log_path}); "
+            f"watch it with `afr attach {tag}`"
+        )
+        return 0
+    return _cockpit(directory, tag)
+
+
+def _cockpit(directory: Path, tag: str) -> int:
+    import importlib
+
+    # The cockpit lives outside the engine; it is loaded only here, so `engine` never imports Textual.
+    outcome = importlib.import_module("afr_tui").open_cockpit(directory)
+    if outcome == "left":
+        print(f"afr: {tag} keeps running in the background; `afr attach {tag}` reopens the cockpit")
+    elif outcome == "stopped":
+        print(f"afr: {tag} stops after the running candidate; `afr status {tag}` shows where it stands")
+    return 0
+
+
+def cmd_attach(args: argparse.Namespace) -> int:
+    from engine.campaign import campaign_dir
+    from engine.control import engine_alive
+    from engine.status import last_state, resolve_tag
+
+    root = workspace_root(args.workspace)
+    tag = resolve_tag(root, args.tag)
+    directory = campaign_dir(root, tag)
+    if not engine_alive(directory):
+        raise UsageError(
+            f"campaign {tag} has no running engine (last state: {last_state(directory)}); "
+            f"continue it with `afr resume {tag}`"
+        )
+    if not _interactive():
+        raise UsageError("afr attach needs a terminal")
+    return _cockpit(directory, tag)
 
 
 def gpu_ids() -> list[str]:
@@ -350,9 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    from engine.control import ControlError
+
     try:
         return args.handler(args)
     except (
+        ControlError,
         UsageError,
         ProfileError,
         FileNotFoundError,

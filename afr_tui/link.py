@@ -1,0 +1,135 @@
+"""How the cockpit reaches a campaign: events by following its journal, commands by one call.
+
+``AttachedLink`` talks to an engine in another process (``afr run``, ``afr attach``) over
+the campaign's control socket; ``LocalLink`` wraps a ``Campaign`` running in this process
+(tests, embedding). Both read events from ``journal.jsonl``, so the cockpit has one code
+path for history and live events; the local one is woken by the campaign's own callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from engine.control import ControlError, JournalFollower, engine_status, send_command
+from engine.events import Command, Event
+
+POLL_SECONDS = 0.01
+
+
+class LinkError(RuntimeError):
+    """A command that did not reach the engine or that it refused; one line."""
+
+
+class Link:
+    """The base: journal following; subclasses say how commands travel."""
+
+    detachable = False  # whether quitting the cockpit can leave the campaign running on its own
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.follower = JournalFollower(self.directory / "journal.jsonl")
+        self._wake = threading.Event()
+
+    @property
+    def root(self) -> Path:
+        """The workspace repository: ``<root>/.afr/campaigns/<tag>``."""
+        return self.directory.parents[2]
+
+    def meta(self) -> dict:
+        try:
+            return json.loads((self.directory / "campaign.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"tag": self.directory.name}
+
+    def history(self) -> list[Event]:
+        """Every event so far (the follower continues after them)."""
+        return self.follower.read()
+
+    def wait(self, timeout: float) -> list[Event]:
+        """New events, waiting up to ``timeout`` seconds for some."""
+        waited = 0.0
+        while True:
+            if self.follower.changed():
+                events = self.follower.read()
+                if events:
+                    return events
+            if waited >= timeout:
+                return []
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+            waited += POLL_SECONDS
+
+    def send(self, command: Command) -> None:
+        raise NotImplementedError
+
+    def engine_pid(self) -> int | None:
+        return None
+
+    def alive(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._wake.set()
+
+
+class AttachedLink(Link):
+    detachable = True
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self._pid: int | None = None
+
+    def send(self, command: Command) -> None:
+        try:
+            send_command(self.directory, command)
+        except ControlError as error:
+            raise LinkError(str(error)) from None
+
+    def engine_pid(self) -> int | None:
+        if self._pid is None:
+            try:
+                self._pid = int(engine_status(self.directory).get("pid") or 0) or None
+            except ControlError:
+                return None
+        return self._pid
+
+    def alive(self) -> bool:
+        pid = self.engine_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class LocalLink(Link):
+    """A campaign object in this process; commands are direct calls."""
+
+    def __init__(self, campaign) -> None:
+        super().__init__(campaign.dir)
+        self.campaign = campaign
+        campaign.subscribe(lambda _event: self._wake.set())
+
+    def meta(self) -> dict:
+        meta = super().meta()
+        meta.setdefault("tag", self.campaign.tag)
+        meta.setdefault("profile", self.campaign.profile.name)
+        meta.setdefault("options", asdict(self.campaign.options))
+        return meta
+
+    def send(self, command: Command) -> None:
+        try:
+            self.campaign.command(command)
+        except ValueError as error:
+            raise LinkError(str(error)) from None
+
+    def engine_pid(self) -> int | None:
+        return os.getpid()

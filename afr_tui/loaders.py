@@ -1,0 +1,89 @@
+"""Blocking reads the cockpit does on worker threads: the campaign so far, ledger records,
+git diffs and growing log files."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from afr_tui.link import Link
+from afr_tui.model import CockpitModel
+from engine.ledger import Ledger, LedgerError
+from engine.profile import ProfileError, load_profile, parse_profile
+
+TAIL_BYTES = 64 * 1024
+_records: dict[Path, tuple[tuple[int, float], dict[str, dict]]] = {}
+
+
+def initial_model(link: Link) -> CockpitModel:
+    """The model after every event so far (folded here, off the UI thread)."""
+    model = CockpitModel()
+    meta = link.meta()
+    model.load_meta(meta)
+    try:
+        profile = (
+            parse_profile(meta["profile_toml"])
+            if meta.get("profile_toml")
+            else load_profile(link.root, meta["profile"])
+        )
+        model.maximize = profile.maximize
+        model.baseline_args = dict(profile.baseline)
+    except (KeyError, ProfileError, OSError, ValueError):
+        pass  # the plot and deltas assume "higher is better"; nothing else depends on it
+    model.apply_all(link.history())
+    return model
+
+
+def record(directory: Path, cid: str) -> dict:
+    """The final ``candidates.jsonl`` record of ``cid`` (parsed once per file version)."""
+    path = Path(directory) / "candidates.jsonl"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return {}
+    version = (stat.st_size, stat.st_mtime)
+    cached = _records.get(path)
+    if cached is None or cached[0] != version:
+        try:
+            cached = (version, Ledger(directory).latest_candidates())
+        except LedgerError:
+            return {}
+        _records[path] = cached
+    return cached[1].get(cid, {})
+
+
+def diff(root: Path, parent: str | None, commit: str | None) -> str:
+    """The candidate's change against its parent; empty for an args-only candidate."""
+    if not parent or not commit or parent == commit:
+        return ""
+    done = subprocess.run(
+        ["git", "-C", str(root), "diff", parent, commit, "--", ".", ":(exclude)results.tsv"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout if done.returncode == 0 else f"(no diff: {done.stderr.strip()[:200]})"
+
+
+def tail(path: Path, cancelled: Callable[[], bool], every: float = 0.25) -> Iterator[list[str]]:
+    """Lines appended to ``path`` (starting with its last 64 KiB) until cancelled."""
+    offset, partial = None, b""
+    while not cancelled():
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            time.sleep(every)
+            continue
+        if offset is None:
+            offset = max(0, size - TAIL_BYTES)
+        if size > offset:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = partial + handle.read(size - offset)
+            offset = size
+            *lines, partial = data.split(b"\n")
+            if lines:
+                yield [line.decode("utf-8", errors="replace") for line in lines]
+        time.sleep(every)
