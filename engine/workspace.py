@@ -166,6 +166,26 @@ class CampaignRepo:
         git_.update_ref(f"refs/heads/{self.branch}", commit, tip)
         return commit
 
+    def commit_files(self, files: dict[str, Path], message: str) -> str:
+        """Commit each file at its branch path (e.g. ``reports/x.md``) on the branch tip, like ``checkpoint``."""
+        tip = self.head()
+        index = self.root / ".afr" / "campaigns" / self.tag / "commit-files.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        git_ = self.repo.git
+        try:
+            git_.read_tree(tip, env=env)
+            for branch_path, source in files.items():
+                blob = git_.hash_object("-w", str(source))
+                git_.update_index("--add", "--cacheinfo", f"100644,{blob},{branch_path}", env=env)
+            tree = git_.write_tree(env=env)
+        finally:
+            index.unlink(missing_ok=True)
+        if tree == self.repo.commit(tip).tree.hexsha:
+            return tip
+        commit = git_.commit_tree(tree, "-p", tip, "-m", message)
+        git_.update_ref(f"refs/heads/{self.branch}", commit, tip)
+        return commit
+
     def diff(self, parent: str, sha: str) -> str:
         return self.repo.git.diff(parent, sha, "--", ".", ":(exclude)results.tsv")
 

@@ -160,7 +160,7 @@ def test_run_match_takes_the_campaigns_profile_cap_and_budget(workspace, monkeyp
 
     started = {}
 
-    def fake_drive(campaign, action, headless):
+    def fake_drive(campaign, *_args, **_kwargs):
         started.update(options=campaign.options, profile=campaign.profile.name, tag=campaign.tag)
         return 0
 
