@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("tag", nargs="?", default=None)
     status.add_argument("--workspace", type=Path, default=None)
     status.add_argument("--json", action="store_true")
+    status.add_argument("--plot", action="store_true", help="draw the running-best plot in the terminal")
     status.set_defaults(handler=cmd_status)
 
     diff = commands.add_parser("diff", help="a candidate's change against its parent, and its args")
@@ -394,6 +395,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
     else:
         print_status(info)
+    if args.plot:
+        import shutil
+
+        from engine.ledger import Ledger
+        from engine.plots import terminal_plot
+
+        columns, lines = shutil.get_terminal_size((100, 30))
+        rows = Ledger(Path(info["directory"])).rows()
+        size = {"width": min(columns, 140), "height": max(12, min(lines - 4, 30))}
+        print(terminal_plot(rows, info["tag"], color=sys.stdout.isatty(), **size))
     return 0
 
 

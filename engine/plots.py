@@ -7,7 +7,6 @@ markers, and the running-best milestones labelled.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,9 +182,14 @@ def progress_png(rows: list[ResultRow], output: Path, title: str, maximize: bool
 
 
 def terminal_plot(
-    rows: list[ResultRow], title: str, maximize: bool = True, width: int = 100, height: int = 22
+    rows: list[ResultRow],
+    title: str,
+    maximize: bool = True,
+    width: int = 100,
+    height: int = 22,
+    color: bool = True,
 ) -> str:
-    """The running-best plot as text (plotext), for ``afr status --plot`` over SSH."""
+    """The running-best plot as text (plotext) for ``afr status --plot`` over SSH; plain without ``color``."""
     import plotext as plt
 
     points = scored_points(rows)
@@ -203,7 +207,6 @@ def terminal_plot(
                 [p.row.score for p in group],
                 marker=marker if status == "discard" else "*",
                 color="gray" if status == "discard" else "green",
-                label=STYLE[status]["label"],
             )
     best = running_best(scores, maximize)
     xs, ys = [], []
@@ -213,13 +216,15 @@ def terminal_plot(
             ys.append(best[i - 1])
         xs.append(point.index)
         ys.append(best[i])
-    plt.plot(xs, ys, color="green", label="running best")
+    plt.plot(xs, ys, color="green")
     plt.hline(scores[0], color="blue")
     for index, row in enumerate(rows):
         if row.status == "literature":
             plt.vline(index, color="magenta")
-    plt.title(f"{title}: baseline {scores[0]:.4f} (blue), best {best[-1]:.4f}")
-    plt.xlabel("experiment #")
+    plt.title(f"{title}: baseline {scores[0]:.4f}, best {best[-1]:.4f}")
+    plt.xlabel("experiment #  (* kept, • discarded, flat line: baseline)")
+    step = max(1, len(rows) // 8)
+    plt.xticks(list(range(0, len(rows), step)))
     text = plt.build()
     plt.clear_figure()
-    return text if not math.isnan(scores[0]) else ""
+    return text if color else plt.uncolorize(text)

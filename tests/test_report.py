@@ -212,3 +212,13 @@ def test_report_errors_are_one_line(tmp_path, capsys):
     root, _ = init_workspace(tmp_path / "ws")
     assert cli(root, "report") == 2
     assert "no campaign" in capsys.readouterr().err
+
+
+def test_status_plot_draws_the_running_best_in_plain_text(workspace, capsys):
+    assert cli(workspace, "status", TAG, "--plot") == 0
+    out = capsys.readouterr().out
+    rows = Ledger(open_campaign(workspace, TAG).directory).rows()
+    scores = [r.score for r in rows if r.status in ("keep", "discard")]
+    assert f"baseline {scores[0]:.4f}, best {max(scores):.4f}" in out
+    assert "experiment #" in out and "\x1b[" not in out.split("baseline", 1)[1]  # no colour codes in a pipe
+    assert "*" in out and "•" in out
