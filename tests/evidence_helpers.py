@@ -43,13 +43,13 @@ class SeededRunner(FakeRunner):
         return result
 
 
-def finished_campaign(root: Path, max_candidates: int = 8) -> Campaign:
+def finished_campaign(root: Path, max_candidates: int = 8, smoke: bool = False) -> Campaign:
     """A scripted campaign with the plain FakeRunner: c001 baseline, FedAdam kept at c003."""
     campaign = Campaign(
         root,
         load_profile(root, "fed_heart_disease"),
         TAG,
-        CampaignOptions(max_candidates=max_candidates),
+        CampaignOptions(max_candidates=max_candidates, smoke=smoke),
         ScriptedProposer(),
         run_fn=FakeRunner(),
     )
