@@ -11,9 +11,11 @@ command continues where it stopped. All statistics are computed from ``evidence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from engine.ledger import Ledger, LedgerError, ResultRow, locked_append
 from engine.profile import Profile, load_profile, parse_profile
-from engine.runner import RunResult, run_job
+from engine.runner import RunResult, processes_of_run, run_job
 from engine.stats import Paired, Summary, paired_difference, summarize
 from engine.status import campaigns_root, resolve_tag
 from engine.workspace import CampaignRepo
@@ -234,20 +236,37 @@ def run_jobs(
     for slot in range(width):
         slots.put(slot)
     counter = iter(range(1, len(todo) + 1))
+    tokens: set[str] = set()
+    stopping = threading.Event()
 
-    def execute(job: Job) -> EvidenceRow:
+    def execute(job: Job) -> EvidenceRow | None:
         slot = slots.get()
         try:
-            return _run_one(campaign, repo, job, run_fn, (gpus or [None])[slot % len(gpus or [None])], report)
+            gpu = (gpus or [None])[slot % len(gpus or [None])]
+            row = _run_one(campaign, repo, job, run_fn, gpu, report, tokens.add, stopping)
+            if row is not None:
+                score = "" if row.score is None else f" {row.score:.4f}"
+                report(f"[{next(counter)}/{len(todo)}] {job.name}: {row.status}{score}")
+            return row
         finally:
-            report(f"[{next(counter)}/{len(todo)}] {job.name} done")
             slots.put(slot)
 
-    with ThreadPoolExecutor(max_workers=width) as pool:
-        return list(pool.map(execute, todo))
+    pool = ThreadPoolExecutor(max_workers=width)
+    try:
+        return [row for row in pool.map(execute, todo) if row is not None]
+    except KeyboardInterrupt:
+        # Ctrl-C: no new runs, kill the running NVFlare jobs, record nothing for them.
+        stopping.set()
+        for token in list(tokens):
+            for process in processes_of_run(token):
+                with contextlib.suppress(Exception):
+                    process.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_one(campaign, repo, job: Job, run_fn, gpu: str | None, report) -> EvidenceRow:
+def _run_one(campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping) -> EvidenceRow | None:
     record = job.record
     commit = record.get("commit") or campaign.meta.get("base_commit") or repo.head()
     worktree_id = f"evidence-{job.name}"
@@ -266,12 +285,15 @@ def _run_one(campaign, repo, job: Job, run_fn, gpu: str | None, report) -> Evide
                 gpu=gpu,
                 seed=job.seed,
                 subset=job.subset,
+                on_start=on_start,
             )
             if result.status != "stalled" or attempt == 1:
                 break
             run_dir = run_dir.with_name(run_dir.name + "-retry")
     finally:
         repo.remove_worktree(worktree_id)
+    if stopping.is_set():
+        return None  # interrupted: the next command runs it again
     row = EvidenceRow(
         record["id"],
         job.role,

@@ -178,3 +178,33 @@ def test_run_match_takes_the_campaigns_profile_cap_and_budget(workspace, monkeyp
     profile.write_text(profile.read_text().replace("num_rounds = 15", "num_rounds = 16"))
     assert run_cli(workspace, "run", "--match", TAG) == 2
     assert "[budget] changed since" in capsys.readouterr().err
+
+
+def test_ctrl_c_records_nothing_for_the_interrupted_run(workspace, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    # a terminal's SIGINT default, even under a background shell that ignores it
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    class Interrupting(SeededRunner):
+        def __call__(self, root, profile, args, run_dir, **options):
+            if len(self.calls) == 1:  # the second run: Ctrl-C while it runs
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)
+            return super().__call__(root, profile, args, run_dir, **options)
+
+    fake = Interrupting()
+    monkeypatch.setattr(evidence, "RUNNER", fake)
+    try:
+        assert run_cli(workspace, "repeat", "--seeds", "42,43,44") == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    campaign = evidence.open_campaign(workspace, TAG)
+    assert [(r.candidate, r.seed) for r in campaign.evidence.rows()] == [("c001", 42)]
+    assert len(fake.calls) == 2  # nothing new started after the interrupt
+    assert not any((campaign.directory / "worktrees").iterdir())
+    monkeypatch.setattr(evidence, "RUNNER", SeededRunner())
+    assert run_cli(workspace, "repeat", "--seeds", "42,43,44") == 0
+    assert len(evidence.open_campaign(workspace, TAG).evidence.rows()) == 6
