@@ -133,8 +133,10 @@ class CockpitApp(App[str | None]):
         compact = width < COMPACT_WIDTH or height < COMPACT_HEIGHT
         self.set_class(compact, "compact")
         footer = self.query_one(Footer)
-        footer.compact = compact
-        footer.show_command_palette = not compact
+        if footer.show_command_palette == compact:  # no room for it at 80 columns
+            footer.compact = compact
+            footer.show_command_palette = not compact
+            footer.refresh(recompose=True)
         self._draw_header()
         if not compact:
             self._plot_dirty = True
@@ -466,6 +468,10 @@ class CockpitApp(App[str | None]):
         self.query_one("#filter", Input).focus()
 
     def action_focus_table(self) -> None:
+        """Escape: back to the table; from the filter, clearing it (Enter keeps it)."""
+        field = self.query_one("#filter", Input)
+        if field.has_focus:
+            field.value = ""
         self.query_one("#table", CandidateTable).focus()
 
     def action_status_filter(self) -> None:

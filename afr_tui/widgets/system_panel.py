@@ -56,7 +56,7 @@ class SystemPanel(Static):
                 )
             )
             for pid, name, used in gpu.processes:
-                lines.append(Text(f"  pid {pid} {name} {used:.0f} MiB", style="dim"))
+                lines.append(Text(f"  pid {pid} {name[:12]} {used / 1024:.1f} GiB", style="dim"))
             if not gpu.processes:
                 lines.append(Text("  no campaign process on this GPU", style="dim"))
         host = sample.host

@@ -14,13 +14,12 @@ from afr_tui.model import STATUS_LABEL, STATUS_STYLE, CandidateView, CockpitMode
 
 MAX_ROWS = 500
 COLUMNS = (
-    ("mark", " ", 1),
-    ("id", "id", 5),
+    ("id", "id", 6),
     ("status", "status", 10),
-    ("score", "score", 7),
-    ("delta", "Δbest", 8),
-    ("runtime", "time", 6),
-    ("target", "target", 10),
+    ("score", "score", 6),
+    ("delta", "Δbest", 7),
+    ("runtime", "time", 4),
+    ("target", "target", 8),
     ("description", "description", None),
 )
 SORTS = ("order", "score", "delta", "runtime", "status", "target", "description")
@@ -113,17 +112,17 @@ class CandidateTable(DataTable):
 
     def cells(self, candidate: CandidateView, model: CockpitModel) -> tuple:
         best = candidate.id == model.best_id
-        mark = "★" if best else ("▶" if candidate.status == "running" else "")
+        mark = "★" if best else ("▶" if candidate.status == "running" else " ")
         delta = model.diff_to_best(candidate)
         style = STATUS_STYLE.get(candidate.status, "")
+        no_score = candidate.score is None or candidate.status in ("literature", "crash")
         return (
-            Text(mark, style="bold green" if best else style),
-            Text(candidate.id, style="bold green" if best else ""),
+            Text(mark + candidate.id, style="bold green" if best else ""),
             Text(STATUS_LABEL.get(candidate.status, candidate.status), style=style),
-            "" if candidate.score is None or candidate.status == "literature" else f"{candidate.score:.4f}",
+            "" if no_score else f"{candidate.score:.4f}",
             "" if delta is None else ("best" if best else ("±0" if abs(delta) < 5e-5 else f"{delta:+.4f}")),
             runtime_text(candidate.runtime),
-            candidate.target,
+            "" if candidate.target == "literature" else candidate.target,
             candidate.description,
         )
 
@@ -150,7 +149,7 @@ class CandidateTable(DataTable):
             self._shown[candidate.id] = cells
         if [row.key.value for row in self.ordered_rows] != wanted:
             position = {cid: index for index, cid in enumerate(wanted)}
-            self.sort("id", key=lambda cid: position[cid.plain])
+            self.sort("id", key=lambda cell: position[cell.plain[1:]])
             if selected in position:
                 self.move_cursor(row=position[selected], scroll=False)
         self.border_subtitle = self.summary(len(model.candidates))
@@ -183,7 +182,7 @@ class CandidateTable(DataTable):
         self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
 
     def sort_on(self, column: str) -> None:
-        column = {"id": "order", "mark": "order"}.get(column, column)
+        column = {"id": "order"}.get(column, column)
         if column == self.sort_by:
             self.descending = not self.descending
         else:
