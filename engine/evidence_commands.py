@@ -79,6 +79,9 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     seeds = evidence.parse_seeds(args.seeds, campaign.profile.repeat.seeds, minimum=2)
     jobs = evidence.repeat_jobs(campaign, args.top, seeds)
     _warn_if_running(campaign)
+    kept = len(campaign.kept())
+    if kept < args.top:
+        print(f"afr: note: {campaign.tag} kept only {kept} candidates besides the baseline", flush=True)
     print(
         f"afr: repeat {campaign.tag}: baseline and top {args.top} over seeds {','.join(map(str, seeds))} "
         f"(validation subset; {len(jobs)} runs)",

@@ -173,7 +173,7 @@ def progress_png(rows: list[ResultRow], output: Path, title: str, maximize: bool
     ax.set_xlim(-0.5, x_max)
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.grid(True, alpha=0.2)
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(output, dpi=120)
