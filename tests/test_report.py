@@ -222,3 +222,23 @@ def test_status_plot_draws_the_running_best_in_plain_text(workspace, capsys):
     assert f"baseline {scores[0]:.4f}, best {max(scores):.4f}" in out
     assert "experiment #" in out and "\x1b[" not in out.split("baseline", 1)[1]  # no colour codes in a pipe
     assert "*" in out and "•" in out
+
+
+def test_report_lists_the_same_budget_control(workspace):
+    control = Campaign(
+        workspace,
+        load_profile(workspace, "fed_heart_disease"),
+        "control-20261122",
+        CampaignOptions(max_candidates=3, match=TAG),
+        ScriptedProposer(),
+        run_fn=FakeRunner(),
+    )
+    control.start()
+    assert cli(workspace, "report", TAG, "--no-commit") == 0
+    text = (open_campaign(workspace, TAG).directory / "reports" / f"{TAG}-report.md").read_text()
+    controls = text[text.index("## Controls") : text.index("## Runtime")]
+    assert (
+        f"| {TAG} | scripted |" in controls
+        and f"| control-20261122 | scripted (control of {TAG}) |" in controls
+    )
+    assert "Run the same-budget control" not in text
