@@ -7,15 +7,17 @@ event batches and redraws what they changed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 from textual.worker import get_current_worker
@@ -63,6 +65,17 @@ CONTROLS = [
     ("o", "sort", "Sort", "cycle the sort column (click a header, or press again to reverse)", False),
     ("v", "cycle_pane", "View", "compact layout: cycle details, log, plot, system", False),
 ]
+def while_mounted(handler):
+    """Messages from workers can land while the app is closing and its widgets are gone."""
+
+    @wraps(handler)
+    def guarded(self, message):
+        with contextlib.suppress(NoMatches):  # queries go to the default screen: gone only at exit
+            handler(self, message)
+
+    return guarded
+
+
 KEY_NAMES = {"space": "␣", "question_mark": "?", "slash": "/"}  # in the footer
 HELP_KEYS = {"space": "space", "question_mark": "?", "slash": "/"}
 
@@ -197,16 +210,14 @@ class CockpitApp(App[str | None]):
 
     # -- messages ---------------------------------------------------------------------------------
 
+    @while_mounted
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        fresh = message.model
-        pending = self.model
-        self.model = fresh
+        self.model = message.model
         self.loaded = True
-        self._apply_changes(Changes(header=True, plot=True, awaiting=True), toasts=False)
-        if pending.last_seq:  # events that arrived while loading (should not happen; kept for safety)
-            self.model.last_seq = max(self.model.last_seq, 0)
+        self._apply_changes(Changes(header=True, plot=True, best=True, awaiting=True), toasts=False)
         self._redraw_plot(force=True)
 
+    @while_mounted
     def on_events_arrived(self, message: EventsArrived) -> None:
         if not self.loaded:
             return
@@ -214,7 +225,7 @@ class CockpitApp(App[str | None]):
 
     def _apply_changes(self, changes: Changes, toasts: bool = True) -> None:
         table = self.query_one("#table", CandidateTable)
-        table.sync(self.model)
+        table.sync(self.model, None if changes.best else changes.rows)  # a new best moves every Δbest
         self._draw_header()
         if changes.plot:
             self._plot_dirty = True
@@ -234,16 +245,19 @@ class CockpitApp(App[str | None]):
         if self.on_shown:
             self.call_after_refresh(self.on_shown, self.shown_seq)
 
+    @while_mounted
     def on_detail_ready(self, message: DetailReady) -> None:
         self.detail_cache[message.cid] = (message.record, message.diff)
         if self.query_one("#table", CandidateTable).selected_id() == message.cid:
             self._show_detail(message.cid)
 
+    @while_mounted
     def on_log_lines(self, message: LogLines) -> None:
         log = self.query_one("#log", LogPane)
         if message.cid == log.following:
             log.add(message.lines)
 
+    @while_mounted
     def on_sample_ready(self, message: SampleReady) -> None:
         self.query_one("#system", SystemPanel).show(message.sample)
 
@@ -262,6 +276,7 @@ class CockpitApp(App[str | None]):
     def on_command_failed(self, message: CommandFailed) -> None:
         self.notify(message.text, title="Command refused", severity="error", timeout=6)
 
+    @while_mounted
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         if message.row_key is not None and message.row_key.value:
             self._show_detail(message.row_key.value)

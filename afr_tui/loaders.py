@@ -3,6 +3,7 @@ git diffs and growing log files."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -10,11 +11,9 @@ from pathlib import Path
 
 from afr_tui.link import Link
 from afr_tui.model import CockpitModel
-from engine.ledger import Ledger, LedgerError
 from engine.profile import ProfileError, load_profile, parse_profile
 
 TAIL_BYTES = 64 * 1024
-_records: dict[Path, tuple[tuple[int, float], dict[str, dict]]] = {}
 
 
 def initial_model(link: Link) -> CockpitModel:
@@ -32,26 +31,29 @@ def initial_model(link: Link) -> CockpitModel:
         model.baseline_args = dict(profile.baseline)
     except (KeyError, ProfileError, OSError, ValueError):
         pass  # the plot and deltas assume "higher is better"; nothing else depends on it
-    model.apply_all(link.history())
+    model.replay(link.history())
     return model
 
 
 def record(directory: Path, cid: str) -> dict:
-    """The final ``candidates.jsonl`` record of ``cid`` (parsed once per file version)."""
-    path = Path(directory) / "candidates.jsonl"
+    """The latest ``candidates.jsonl`` record of ``cid``, found without parsing the others
+    (records are written with sorted keys, so the id reads ``"id": "<cid>"``)."""
     try:
-        stat = path.stat()
+        data = (Path(directory) / "candidates.jsonl").read_bytes()
     except FileNotFoundError:
         return {}
-    version = (stat.st_size, stat.st_mtime)
-    cached = _records.get(path)
-    if cached is None or cached[0] != version:
-        try:
-            cached = (version, Ledger(directory).latest_candidates())
-        except LedgerError:
-            return {}
-        _records[path] = cached
-    return cached[1].get(cid, {})
+    at = data.rfind(f'"id": {json.dumps(cid)}'.encode())
+    if at < 0:
+        return {}
+    start = data.rfind(b"\n", 0, at) + 1
+    end = data.find(b"\n", at)
+    if end < 0:
+        return {}  # a record still being written
+    try:
+        found = json.loads(data[start:end])
+    except json.JSONDecodeError:
+        return {}
+    return found if isinstance(found, dict) and found.get("id") == cid else {}
 
 
 def diff(root: Path, parent: str | None, commit: str | None) -> str:

@@ -116,7 +116,8 @@ class CockpitModel:
 
     @property
     def done(self) -> int:
-        return sum(1 for c in self.candidates.values() if c.status in ("keep", "discard", "crash"))
+        """Candidates reviewed (kept, discarded or crashed): one plot point each."""
+        return len(self.points)
 
     @property
     def proposer(self) -> str:
@@ -155,6 +156,19 @@ class CockpitModel:
         return candidate.score - self.best_score
 
     # -- the fold ---------------------------------------------------------------------------------
+
+    def replay(self, events: list[Event]) -> None:
+        """Fold history without collecting what changed (the first load draws everything anyway)."""
+        scratch = Changes()
+        for event in events:
+            if event.seq and event.seq <= self.last_seq:
+                continue
+            self.last_seq = max(self.last_seq, event.seq)
+            handler = getattr(self, f"_on_{event.type.value}", None)
+            if handler:
+                handler(event, event.data, scratch)
+            if len(scratch.log) > 1000 or len(scratch.notices) > 1000:
+                scratch = Changes()
 
     def apply_all(self, events: list[Event]) -> Changes:
         changes = Changes()

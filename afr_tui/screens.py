@@ -20,6 +20,14 @@ class ApprovalModal(ModalScreen[str | None]):
         Binding("a", "decide('approve')", "Approve", id="approval.approve"),
         Binding("r", "decide('reject')", "Reject…", id="approval.reject"),
         Binding("escape", "decide(None)", "Later", id="approval.later"),
+        # A modal screen hides the app's bindings; these controls still make sense while deciding.
+        Binding("m", "app.approval_mode", "Approval mode", show=False, id="approval.mode"),
+        Binding("s", "app.stop", "Stop", show=False, id="approval.stop"),
+        Binding("space", "app.toggle_pause", "Pause", show=False, id="approval.pause"),
+        Binding("l", "app.literature", "Literature", show=False, id="approval.literature"),
+        Binding("n", "app.note", "Note", show=False, id="approval.note"),
+        Binding("q", "app.quit_prompt", "Quit", show=False, id="approval.quit"),
+        Binding("question_mark", "app.help", "Help", show=False, id="approval.help"),
     ]
 
     def __init__(self, cid: str, body) -> None:
@@ -36,6 +44,7 @@ class ApprovalModal(ModalScreen[str | None]):
                 yield Button("Approve (a)", variant="success", id="approve")
                 yield Button("Reject (r)", variant="error", id="reject")
                 yield Button("Later (esc)", id="later")
+            yield Label("m: approve automatically from now on · s: stop · q: quit", classes="hint")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None if event.button.id == "later" else event.button.id)

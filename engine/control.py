@@ -25,6 +25,7 @@ SOCKET_NAME = "control.sock"
 LOG_NAME = "engine.log"
 MAX_REQUEST = 1 << 20
 _SUN_PATH_MAX = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+_LOG_MARK = b'"type": "candidate_log"'
 
 
 class ControlError(RuntimeError):
@@ -216,7 +217,9 @@ class JournalFollower:
         except FileNotFoundError:
             return False
 
-    def read(self) -> list[Event]:
+    def read(self, skip_logs: bool = False) -> list[Event]:
+        """New complete events; ``skip_logs`` drops candidate log lines unparsed (a history
+        load does not need the thousands of round lines of finished runs)."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
@@ -229,6 +232,8 @@ class JournalFollower:
         self.offset += end + 1
         events = []
         for line in data[: end + 1].split(b"\n"):
+            if skip_logs and _LOG_MARK in line:
+                continue
             if line.strip():
                 with contextlib.suppress(ValueError, KeyError):
                     events.append(Event.from_json(line.decode("utf-8")))

@@ -8,11 +8,11 @@ from textual_plotext import PlotextPlot
 from afr_tui.model import CockpitModel
 
 POINT_COLOURS = {"keep": "green", "discard": "gray", "crash": "red", "candidate": "blue"}
-MAX_POINTS = 1500  # plotext draws every point it is given; thin the dull ones beyond this
+MAX_POINTS = 600  # plotext draws every point it is given; thin the dull ones beyond this
 
 
 def running_best(points: list[tuple[int, float | None, str]], maximize: bool) -> tuple[list[int], list[float]]:
-    """Step coordinates of the best kept score so far (a rise is drawn as a vertical step)."""
+    """Vertices of the best-kept-score step line: one pair per improvement, and the last x."""
     xs, ys, best = [], [], None
     for x, score, status in points:
         if status == "keep" and score is not None and (best is None or (score > best) == maximize):
@@ -20,9 +20,11 @@ def running_best(points: list[tuple[int, float | None, str]], maximize: bool) ->
                 xs.append(x)
                 ys.append(best)
             best = score
-        if best is not None:
             xs.append(x)
             ys.append(best)
+    if xs and points[-1][0] != xs[-1]:
+        xs.append(points[-1][0])
+        ys.append(ys[-1])
     return xs, ys
 
 
@@ -59,7 +61,7 @@ class ProgressPlot(PlotextPlot):
                 plt.scatter([p[0] for p in chosen], ys, color=colour, marker="x" if status == "crash" else "dot")
         xs, ys = running_best(points, model.maximize)
         if xs:
-            plt.plot(xs + [points[-1][0]], ys + [ys[-1]], color="green")
+            plt.plot(xs, ys, color="green")
         if model.baseline is not None:
             plt.hline(model.baseline, "blue")
         for x in model.literature_marks:

@@ -128,31 +128,67 @@ class CandidateTable(DataTable):
 
     # -- keeping the DataTable in step ------------------------------------------------------------
 
-    def sync(self, model: CockpitModel) -> None:
+    def sync(self, model: CockpitModel, changed: set[str] | None = None) -> None:
+        """Show what the model holds: everything again (``changed`` None), or only the changed rows."""
         self._model = model
-        visible = self.visible(model)
-        wanted = [c.id for c in visible]
-        keep = set(wanted)
         selected = self.selected_id()
-        for gone in [key for key in self._shown if key not in keep]:
-            self.remove_row(gone)
-            del self._shown[gone]
-        for candidate in visible:
-            cells = self.cells(candidate, model)
-            before = self._shown.get(candidate.id)
-            if before is None:
-                self.add_row(*cells, key=candidate.id)
-            elif before != cells:
-                for (key, _, _), old, new in zip(COLUMNS, before, cells, strict=True):
-                    if old != new:
-                        self.update_cell(candidate.id, key, new)
-            self._shown[candidate.id] = cells
+        if changed is None or not self._shown:
+            visible = self.visible(model)
+            keep = {c.id for c in visible}
+            for gone in [key for key in self._shown if key not in keep]:
+                self._remove(gone)
+            for candidate in visible:
+                self._put(candidate, model)
+        else:
+            self._apply(model, changed)
+        wanted = self._ordered(model)
         if [row.key.value for row in self.ordered_rows] != wanted:
             position = {cid: index for index, cid in enumerate(wanted)}
             self.sort("id", key=lambda cell: position[cell.plain[1:]])
             if selected in position:
                 self.move_cursor(row=position[selected], scroll=False)
         self.border_subtitle = self.summary(len(model.candidates))
+
+    def _apply(self, model: CockpitModel, changed: set[str]) -> None:
+        statuses, words = parse_filter(self.text_filter)
+        if self.status_filter:
+            statuses = statuses | {self.status_filter}
+        key = self._sort_key(model)
+        for cid in changed:
+            candidate = model.candidates.get(cid)
+            matches = candidate is not None and self._matches(candidate, statuses, words)
+            if cid in self._shown:
+                if matches:
+                    self._put(candidate, model)
+                else:
+                    self._remove(cid)
+                    self.matching -= 1
+            elif matches:
+                self.matching += 1
+                self._put(candidate, model)
+        if len(self._shown) > MAX_ROWS:  # the window keeps the first MAX_ROWS in sort order
+            ordered = sorted(self._shown, key=lambda cid: key(model.candidates[cid]), reverse=self.descending)
+            for cid in ordered[MAX_ROWS:]:
+                self._remove(cid)
+
+    def _ordered(self, model: CockpitModel) -> list[str]:
+        key = self._sort_key(model)
+        return sorted(self._shown, key=lambda cid: key(model.candidates[cid]), reverse=self.descending)
+
+    def _put(self, candidate: CandidateView, model: CockpitModel) -> None:
+        cells = self.cells(candidate, model)
+        before = self._shown.get(candidate.id)
+        if before is None:
+            self.add_row(*cells, key=candidate.id)
+        elif before != cells:
+            for (key, _, _), old, new in zip(COLUMNS, before, cells, strict=True):
+                if old != new:
+                    self.update_cell(candidate.id, key, new)
+        self._shown[candidate.id] = cells
+
+    def _remove(self, cid: str) -> None:
+        self.remove_row(cid)
+        del self._shown[cid]
 
     def summary(self, total: int) -> str:
         arrow = "↓" if self.descending else "↑"

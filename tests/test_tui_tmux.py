@@ -1,0 +1,103 @@
+"""The cockpit in a real terminal (tmux): `afr run`, keys, quit leaving it running, `afr attach`.
+
+One smoke NVFlare job runs (the approved baseline), so the test is marked ``nvflare``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from engine.control import engine_alive, engine_status
+from engine.ledger import Ledger
+
+pytestmark = [
+    pytest.mark.nvflare,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+TAG = "tmux-20261122"
+
+
+class Terminal:
+    """A detached tmux session of 120x40 running one shell command."""
+
+    def __init__(self, command: str, cwd) -> None:
+        self.name = f"afr-{uuid.uuid4().hex[:8]}"
+        script = f"cd {shlex.quote(str(cwd))} && {command}; echo AFR-EXITED $?; sleep 600"
+        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", script],
+                       check=True, env={**os.environ, "TERM": "xterm-256color"})
+
+    def screen(self) -> str:
+        done = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        return done.stdout
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
+            time.sleep(0.3)
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.3)
+        raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
+    afr = f"{shlex.quote(sys.executable)} -m engine.cli"
+    init = subprocess.run([sys.executable, "-m", "engine.cli", "init", str(tmp_path / "ws")],
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    workspace = tmp_path / "ws"
+    directory = workspace / ".afr" / "campaigns" / TAG
+    pid = None
+    run = Terminal(f"{afr} run --smoke --max-candidates 3 --approval manual --tag {TAG}", workspace)
+    attach = None
+    try:
+        screen = run.wait_for("c001 awaits your approval")
+        assert TAG in screen and "awaiting approval" in screen
+        pid = engine_status(directory)["pid"]
+        run.keys("a")  # approve the baseline: it starts on NVFlare
+        run.wait_for("▶ running")
+        run.keys("q")
+        run.wait_for("Leave it running")
+        run.keys("l")
+        screen = run.wait_for("AFR-EXITED 0")
+        assert f"{TAG} keeps running in the background" in screen
+        assert engine_alive(directory)  # the terminal's cockpit is gone, the engine is not
+
+        attach = Terminal(f"{afr} attach", workspace)
+        screen = attach.wait_for(TAG)
+        assert "fed_heart_disease" in screen
+        # still going: the baseline finishes while we watch, and c002 comes up for approval
+        screen = attach.wait_for("c002 awaits your approval", timeout=300)
+        assert Ledger(directory).rows()[0].status == "keep"
+        attach.keys("s")
+        attach.wait_for("Stop the campaign?")
+        attach.keys("y")
+        attach.wait_for("stopped")
+        attach.keys("q")
+        attach.wait_for("AFR-EXITED 0")
+        deadline = time.monotonic() + 30
+        while engine_alive(directory) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert not engine_alive(directory)
+    finally:
+        run.close()
+        if attach:
+            attach.close()
+        if pid and engine_alive(directory):
+            os.kill(pid, 9)
