@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 
 run: $(STAMP)
 	$(BIN)/afr init $(WORKSPACE) --exist-ok
-	$(BIN)/afr run --profile $(PROFILE) --workspace $(WORKSPACE) --proposer scripted --headless
+	$(BIN)/afr run --profile $(PROFILE) --workspace $(WORKSPACE) --proposer scripted
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
