@@ -14,6 +14,8 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+import psutil
+
 from engine.control import ControlError, JournalFollower, engine_status, send_command
 from engine.events import Command, Event
 
@@ -101,13 +103,12 @@ class AttachedLink(Link):
         pid = self.engine_pid()
         if pid is None:
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        try:  # `afr run` is the engine's parent, so a dead engine lingers as a zombie until it exits
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
             return False
-        except PermissionError:
+        except psutil.Error:
             return True
-        return True
 
 
 class LocalLink(Link):

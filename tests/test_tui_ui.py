@@ -4,6 +4,7 @@ real engine is tested in test_tui_engine.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeRunner
+from rich.console import Console
 from tui_helpers import TAG, RecordingLink, fixed_app, fixed_campaign, loaded, settle
 
 from afr_tui.app import CONTROLS, CockpitApp
@@ -311,3 +313,70 @@ def test_engine_imports_no_textual(tmp_path):
                           timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+async def test_diff_view_shows_a_code_change_against_its_parent(workspace):
+    from engine.proposers.base import CandidateSpec
+
+    client = (workspace / "tasks/fed_heart_disease/client.py").read_text()
+    edited = client.replace("loss_fn = torch.nn.BCEWithLogitsLoss()",
+                            "loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(0.8))")
+    specs = [CandidateSpec("baseline", "baseline", {}),
+             CandidateSpec("class-weighted BCE", "code", {"lr": 0.01},
+                           {"tasks/fed_heart_disease/client.py": edited})]
+
+    class Listed(ScriptedProposer):
+        def propose(self, context):
+            return specs.pop(0) if specs else super().propose(context)
+
+    profile = load_profile(workspace, "fed_heart_disease")
+    campaign = Campaign(workspace, profile, "diff-20261122", CampaignOptions(max_candidates=2), Listed(),
+                        run_fn=FakeRunner())
+    campaign.start()
+    app = CockpitApp(LocalLink(campaign), sample_seconds=60)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, lambda: app.loaded, what="the journal")
+        assert app.query_one("#table").selected_id() == "c002"
+        await settle(pilot, lambda: "c002" in app.detail_cache, what="c002's diff")
+        record, diff = app.detail_cache["c002"]
+        assert "+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(0.8))" in diff
+        assert record["validation"]["contract"] == "ok"
+        await pilot.pause(0.1)
+        console = Console(width=120, record=True, file=io.StringIO())
+        console.print(app.query_one("#detail").shown)
+        text = console.export_text()
+        assert "args: lr 0.001 → 0.01" in text and "validation: args ✓" in text and "surface ✓" in text
+        assert "+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight" in text
+
+
+def test_nvml_panel_names_the_campaigns_processes(monkeypatch):
+    """No GPU here: a stand-in ``pynvml`` module exercises the NVML path of the sampler."""
+    import types
+
+    from afr_tui.system import SystemSampler
+    from afr_tui.widgets.system_panel import SystemPanel
+
+    ours, theirs = os.getpid(), 1
+    fake = types.SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0,
+        nvmlInit=lambda: None,
+        nvmlDeviceGetCount=lambda: 1,
+        nvmlDeviceGetHandleByIndex=lambda index: "gpu0",
+        nvmlDeviceGetName=lambda handle: b"NVIDIA H100 80GB HBM3",
+        nvmlDeviceGetUtilizationRates=lambda handle: types.SimpleNamespace(gpu=87),
+        nvmlDeviceGetMemoryInfo=lambda handle: types.SimpleNamespace(used=20 * 2**30, total=80 * 2**30),
+        nvmlDeviceGetTemperature=lambda handle, sensor: 61,
+        nvmlDeviceGetPowerUsage=lambda handle: 312_000,
+        nvmlDeviceGetComputeRunningProcesses=lambda handle: [
+            types.SimpleNamespace(pid=ours, usedGpuMemory=2**30),
+            types.SimpleNamespace(pid=theirs, usedGpuMemory=2**30),
+        ],
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    sample = SystemSampler(engine_pid=ours).sample()
+    assert len(sample.gpus) == 1 and not sample.gpu_note
+    gpu = sample.gpus[0]
+    assert (gpu.name, gpu.utilization, gpu.temperature, gpu.power) == ("NVIDIA H100 80GB HBM3", 87.0, 61.0, 312.0)
+    assert [pid for pid, _, _ in gpu.processes] == [ours]  # another user's job is not the campaign's
+    text = SystemPanel().render_sample(sample).plain
+    assert "GPU0 NVIDIA H100 80GB HBM3" in text and "util  87%" in text and f"pid {ours}" in text

@@ -87,5 +87,8 @@ class DetailView(VerticalScroll):
     def compose(self):
         yield Static("select a candidate", id="detail-body")
 
+    shown = None  # what the pane shows now (tests read it)
+
     def show(self, renderable) -> None:
+        self.shown = renderable
         self.query_one("#detail-body", Static).update(renderable)
