@@ -18,7 +18,8 @@ from fakes import FakeRunner
 from rich.console import Console
 from tui_helpers import TAG, RecordingLink, fixed_app, fixed_campaign, loaded, settle
 
-from afr_tui.app import CONTROLS, CockpitApp
+from afr_tui.app import CockpitApp
+from afr_tui.controls import CONTROLS
 from afr_tui.link import LocalLink
 from afr_tui.model import CockpitModel
 from afr_tui.screens import ApprovalModal, ChoiceModal, HelpScreen, TextPrompt
