@@ -35,7 +35,6 @@ from afr_tui.messages import (
 )
 from afr_tui.model import Changes, CockpitModel
 from afr_tui.screens import ApprovalModal, TextPrompt
-from afr_tui.system import SystemSampler
 from afr_tui.widgets.detail import DetailView, describe
 from afr_tui.widgets.header import CampaignHeader
 from afr_tui.widgets.logpane import LogPane
@@ -43,6 +42,7 @@ from afr_tui.widgets.plot import ProgressPlot
 from afr_tui.widgets.system_panel import SystemPanel
 from afr_tui.widgets.table import CandidateTable
 from engine.events import Command, CommandType
+from engine.telemetry import SystemSampler
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 100, 30
 
@@ -259,6 +259,13 @@ class CockpitApp(Controls, App[str | None]):
     def on_data_table_row_highlighted(self, message: DataTable.RowHighlighted) -> None:
         if message.row_key is not None and message.row_key.value:
             self._show_detail(message.row_key.value)
+
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        """Enter on a candidate awaiting approval reopens its modal (after "Later")."""
+        cid = message.row_key.value if message.row_key is not None else None
+        if cid in self.model.awaiting and len(self.screen_stack) == 1:
+            self.deferred.discard(cid)
+            self._open_approval(cid)
 
     def on_data_table_header_selected(self, message: DataTable.HeaderSelected) -> None:
         table = self.query_one("#table", CandidateTable)

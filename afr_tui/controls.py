@@ -23,7 +23,7 @@ PANES = ("detail", "log", "plot", "system")
 # (key, action, footer label, help text, shown in the footer): the controls, with stable ids.
 CONTROLS = [
     ("space", "toggle_pause", "Pause", "pause after the running candidate, or resume", True),
-    ("a", "approve", "Approve", "approve the candidate awaiting approval", True),
+    ("a", "approve", "Approve", "approve the candidate awaiting approval (Enter on its row reopens its modal)", True),
     ("r", "reject", "Reject", "reject the awaiting candidate, with a note the agent sees", True),
     ("l", "literature", "Lit", "force a literature review before the next candidate", True),
     ("m", "approval_mode", "Mode", "switch approval between auto and manual", True),

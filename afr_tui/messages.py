@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.message import Message
 
 from afr_tui.model import CockpitModel
-from afr_tui.system import Sample
 from engine.events import Event
+from engine.telemetry import Sample
 
 
 class ModelLoaded(Message):

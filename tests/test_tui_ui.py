@@ -171,6 +171,11 @@ async def test_controls_send_commands_and_quit_asks(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
         await settle(pilot, lambda: isinstance(app.screen, ApprovalModal), what="the approval modal")
+        await pilot.press("escape")  # later...
+        assert not isinstance(app.screen, ApprovalModal)
+        app.query_one("#table").select("c007")
+        await pilot.press("enter")  # ...and back
+        await settle(pilot, lambda: isinstance(app.screen, ApprovalModal), what="the reopened modal")
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, TextPrompt), what="the reason prompt")
         await pilot.press(*"too risky", "enter")
@@ -354,8 +359,8 @@ def test_nvml_panel_names_the_campaigns_processes(monkeypatch):
     """No GPU here: a stand-in ``pynvml`` module exercises the NVML path of the sampler."""
     import types
 
-    from afr_tui.system import SystemSampler
     from afr_tui.widgets.system_panel import SystemPanel
+    from engine.telemetry import SystemSampler
 
     ours, theirs = os.getpid(), 1
     fake = types.SimpleNamespace(

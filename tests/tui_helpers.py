@@ -9,9 +9,9 @@ from pathlib import Path
 
 from afr_tui.app import CockpitApp
 from afr_tui.link import Link
-from afr_tui.system import FixedSampler, GpuStat, HostStat, Sample
 from engine.events import Event, EventType
 from engine.ledger import Ledger, ResultRow
+from engine.telemetry import FixedSampler, GpuStat, HostStat, Sample
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "snap-20261122"

@@ -1,4 +1,4 @@
-"""What the GPU panel shows: NVML per GPU where there is one, else the host's CPU and RAM.
+"""GPU (NVML, through nvidia-ml-py) and host (psutil) status: what the cockpit's GPU panel shows.
 
 Sampling runs on a worker thread; a sample is a plain dataclass so tests and snapshots can
 feed fixed ones.
