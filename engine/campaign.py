@@ -57,6 +57,8 @@ class CampaignOptions:
     api_base: str | None = None
     fallback_model: str | None = None
     tool_calling: bool = True  # False: the JSON-in-text protocol
+    max_steps: int = 16  # model calls per candidate (the agent's tool steps)
+    max_reply_tokens: int = 2048  # completion tokens per model call
     match: str | None = None  # a same-budget control of this campaign tag (afr run --match)
 
 

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fallback-model", default=None)
     run.add_argument("--max-cost", type=positive_float, default=None, help="USD; the campaign pauses there")
     run.add_argument("--no-tool-calling", action="store_true", help="JSON-in-text protocol for such models")
+    run.add_argument("--max-steps", type=positive_int, default=16, help="model calls per candidate (llm)")
+    run.add_argument(
+        "--max-reply-tokens", type=positive_int, default=2048, help="completion tokens per model call (llm)"
+    )
     run.add_argument("--max-candidates", type=positive_int, default=30)
     run.add_argument("--max-hours", type=positive_float, default=None)
     run.add_argument("--parallel", type=positive_int, default=1)
@@ -246,6 +250,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         api_base=args.api_base,
         fallback_model=args.fallback_model,
         tool_calling=not args.no_tool_calling,
+        max_steps=args.max_steps,
+        max_reply_tokens=args.max_reply_tokens,
         match=args.match,
     )
     if (campaign_dir(root, tag) / "campaign.json").exists():

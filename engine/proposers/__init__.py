@@ -28,5 +28,7 @@ def build_proposer(options) -> Proposer:
             api_base=options.api_base,
             fallback_model=options.fallback_model,
             tool_calling=options.tool_calling,
+            max_steps=options.max_steps,
+            max_completion_tokens=options.max_reply_tokens,
         )
     raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted or llm")
