@@ -196,3 +196,9 @@ def print_status(summary: dict, out=sys.stdout) -> None:
         console.print(
             f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})"
         )
+    llm = summary.get("llm") or {}
+    if llm.get("models"):
+        console.print(
+            f"LLM {', '.join(llm['models'])}: {llm['model_calls']} calls, {llm['prompt_tokens']:,} prompt + "
+            f"{llm['completion_tokens']:,} completion tokens, ${llm['cost_usd']:.4f}"
+        )

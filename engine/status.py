@@ -82,6 +82,27 @@ def last_state(campaign_dir: Path) -> str:
     return state
 
 
+def llm_totals(directory: Path, records: dict[str, dict]) -> dict:
+    """Tokens, cost and model calls of the whole campaign: every proposal (rejected ones too) and
+    every literature cycle. All zero for the scripted proposer."""
+    parts = [r.get("telemetry") or {} for r in records.values()]
+    journal = directory / "journal.jsonl"
+    if journal.exists():
+        for line in journal.read_text(encoding="utf-8").split("\n")[:-1]:
+            if '"telemetry"' in line and line.strip():
+                event = Event.from_json(line)
+                if event.type is EventType.TELEMETRY:
+                    parts.append(event.data)
+    models = sorted({p["model"] for p in parts if p.get("model")})
+    return {
+        "models": models,
+        "prompt_tokens": sum(int(p.get("prompt_tokens", 0)) for p in parts),
+        "completion_tokens": sum(int(p.get("completion_tokens", 0)) for p in parts),
+        "cost_usd": round(sum(float(p.get("cost_usd", 0.0)) for p in parts), 6),
+        "model_calls": sum(int(p.get("steps", 0)) for p in parts),
+    }
+
+
 def summary(root: Path, tag: str) -> dict:
     directory = campaigns_root(root) / tag
     meta = json.loads((directory / "campaign.json").read_text())
@@ -109,5 +130,6 @@ def summary(root: Path, tag: str) -> dict:
         "best_description": best.description if best else "",
         "best_candidate": best.artifacts.removeprefix("runs/") if best else None,
         "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,
+        "llm": llm_totals(directory, records),
         "directory": str(directory),
     }

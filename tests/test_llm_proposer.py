@@ -16,6 +16,7 @@ from engine.events import Command, CommandType, EventType
 from engine.ledger import Ledger
 from engine.profile import load_profile
 from engine.proposers.llm import LLMProposer
+from engine.status import summary
 from engine.workspace import init_workspace
 
 TAG = "llm-20261122"
@@ -306,6 +307,14 @@ def test_an_llm_literature_cycle_ranks_its_cards_and_implements_the_winners(work
         e for e in events if e.type is EventType.TELEMETRY and e.data.get("phase") == "literature"
     )
     assert telemetry.data["prompt_tokens"] == 240 and telemetry.data["steps"] == 2
+    totals = summary(workspace, TAG)["llm"]  # the literature cycle and the agent's two calls
+    assert totals == {
+        "models": ["openai/scripted-model"],
+        "prompt_tokens": 480,
+        "completion_tokens": 120,
+        "cost_usd": 0.0,
+        "model_calls": 4,
+    }
 
 
 def test_a_poor_model_in_the_literature_loop_falls_back_to_the_bibliography(workspace):
