@@ -238,7 +238,9 @@ class CockpitApp(Controls, App[str | None]):
 
     @while_mounted
     def on_sample_ready(self, message: SampleReady) -> None:
-        self.query_one("#system", SystemPanel).show(message.sample)
+        panel = self.query_one("#system", SystemPanel)
+        panel.border_title = f"GPU ({len(message.sample.gpus)})" if message.sample.gpus else "system (no GPU)"
+        panel.show(message.sample)
 
     def on_engine_gone(self, message: EngineGone) -> None:
         if not self.model.ended and self.model.state != "engine gone":

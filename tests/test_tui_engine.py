@@ -28,7 +28,7 @@ from engine.profile import load_profile
 from engine.proposers.scripted import ScriptedProposer
 from engine.workspace import init_workspace
 
-RUN_SECONDS = 240  # one smoke job takes 20-40 s alone; the machine may be shared
+RUN_SECONDS = 600  # a smoke job takes 20-40 s alone; a stalled one is retried after 240 s of silence
 
 
 @pytest.fixture
