@@ -46,6 +46,7 @@ from engine.telemetry import SystemSampler
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 100, 30
 
+
 def while_mounted(handler):
     """Messages from workers can land while the app is closing and its widgets are gone."""
 
@@ -62,7 +63,13 @@ class CockpitApp(Controls, App[str | None]):
     CSS_PATH = "cockpit.tcss"
     BINDINGS = [
         Binding(
-            key, action, label, show=shown, id=f"cockpit.{action}", tooltip=help_text, key_display=KEY_NAMES.get(key)
+            key,
+            action,
+            label,
+            show=shown,
+            id=f"cockpit.{action}",
+            tooltip=help_text,
+            key_display=KEY_NAMES.get(key),
         )
         for key, action, label, help_text, shown in CONTROLS
     ] + [Binding("escape", "focus_table", show=False, id="cockpit.focus_table")]

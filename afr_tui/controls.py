@@ -23,7 +23,13 @@ PANES = ("detail", "log", "plot", "system")
 # (key, action, footer label, help text, shown in the footer): the controls, with stable ids.
 CONTROLS = [
     ("space", "toggle_pause", "Pause", "pause after the running candidate, or resume", True),
-    ("a", "approve", "Approve", "approve the candidate awaiting approval (Enter on its row reopens its modal)", True),
+    (
+        "a",
+        "approve",
+        "Approve",
+        "approve the candidate awaiting approval (Enter on its row reopens its modal)",
+        True,
+    ),
     ("r", "reject", "Reject", "reject the awaiting candidate, with a note the agent sees", True),
     ("l", "literature", "Lit", "force a literature review before the next candidate", True),
     ("m", "approval_mode", "Mode", "switch approval between auto and manual", True),
@@ -42,7 +48,6 @@ KEY_NAMES = {"space": "␣", "question_mark": "?", "slash": "/"}  # in the foote
 HELP_KEYS = {"space": "space", "question_mark": "?", "slash": "/"}
 
 
-
 class Controls:
     """Mixed into ``CockpitApp``: the actions behind ``CONTROLS``."""
 
@@ -50,7 +55,10 @@ class Controls:
         if self.model.paused:
             self._send(Command(CommandType.RESUME), "resumed")
         else:
-            self._send(Command(CommandType.PAUSE, note="paused from the cockpit"), "pausing after the running candidate")
+            self._send(
+                Command(CommandType.PAUSE, note="paused from the cockpit"),
+                "pausing after the running candidate",
+            )
 
     def _first_awaiting(self) -> str | None:
         if not self.model.awaiting:
@@ -89,7 +97,9 @@ class Controls:
                 command = Command(CommandType.OVERRIDE, candidate=cid, value=status, note=note)
                 self._send(command, f"{cid}: {status} (override)")
 
-        self.push_screen(TextPrompt(f"Mark {cid} as {status}? Why:", "reason (optional)", allow_empty=True), send)
+        self.push_screen(
+            TextPrompt(f"Mark {cid} as {status}? Why:", "reason (optional)", allow_empty=True), send
+        )
 
     def action_note(self) -> None:
         def send(note: str | None) -> None:

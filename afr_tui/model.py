@@ -312,7 +312,9 @@ class CockpitModel:
                 changes.best = True
             self.best_id, self.best_score, self.baseline = best_id, best.get("score"), best.get("baseline")
         if candidate.status == "crash":
-            changes.notices.append(Notice(f"{candidate.id}: {candidate.error or 'crashed'}", "Crash", "error"))
+            changes.notices.append(
+                Notice(f"{candidate.id}: {candidate.error or 'crashed'}", "Crash", "error")
+            )
         changes.rows.add(candidate.id)
         changes.plot = changes.header = True
 

@@ -82,7 +82,6 @@ class TextPrompt(ModalScreen[str | None]):
 class ChoiceModal(ModalScreen[str | None]):
     """A question with a few answers, each on a key (stop confirmation, quit)."""
 
-
     def __init__(self, question: str, choices: list[tuple[str, str, str, str]]) -> None:
         """``choices``: (key, answer, label, button variant); Escape always cancels."""
         super().__init__()

@@ -31,7 +31,7 @@ TAG = "bench-20261122"
 
 def build(base: Path, rows: int) -> Path:
     """A campaign directory whose ledger and journal hold ``rows`` reviewed candidates (nine
-events each, four of them log lines, as a smoke-budget run journals them)."""
+    events each, four of them log lines, as a smoke-budget run journals them)."""
     from engine.events import Event, EventType
     from engine.ledger import RESULTS_HEADER
 
@@ -39,8 +39,13 @@ events each, four of them log lines, as a smoke-budget run journals them)."""
     directory.mkdir(parents=True)
     created = time.time() - rows * 40.0
     options = {"max_candidates": rows + 1000, "approval": "auto", "proposer": "scripted"}
-    meta = {"tag": TAG, "profile": "fed_heart_disease", "options": options, "created": created,
-            "profile_toml": (ROOT / "profiles" / "fed_heart_disease.toml").read_text()}
+    meta = {
+        "tag": TAG,
+        "profile": "fed_heart_disease",
+        "options": options,
+        "created": created,
+        "profile_toml": (ROOT / "profiles" / "fed_heart_disease.toml").read_text(),
+    }
     (directory / "campaign.json").write_text(json.dumps(meta))
     results, records, journal = ["\t".join(RESULTS_HEADER)], [], []
     seq, ts, best = 0, created, None
@@ -56,25 +61,76 @@ events each, four of them log lines, as a smoke-budget run journals them)."""
     for index in range(1, rows + 1):
         cid = f"c{index:05d}"
         score = 0.60 + 0.05 * ((index * 7919) % 1000) / 1000 + index * 1e-6
-        status = "keep" if best is None or score > best["score"] + 0.002 else ("crash" if index % 97 == 0 else "discard")
+        status = (
+            "keep"
+            if best is None or score > best["score"] + 0.002
+            else ("crash" if index % 97 == 0 else "discard")
+        )
         description = f"random search: lr {0.001 * (1 + index % 50):.4f} momentum {(index % 10) / 10:.1f}"
         args = {"lr": 0.001 * (1 + index % 50)}
-        event(EventType.CANDIDATE_PROPOSED, id=cid, description=description, target="scalar", args=args,
-              parent="abc1234", edits=[], source_refs=[], proposer="scripted", telemetry={})
+        event(
+            EventType.CANDIDATE_PROPOSED,
+            id=cid,
+            description=description,
+            target="scalar",
+            args=args,
+            parent="abc1234",
+            edits=[],
+            source_refs=[],
+            proposer="scripted",
+            telemetry={},
+        )
         event(EventType.CANDIDATE_VALIDATED, id=cid, commit="abc1234", checks={"args": "ok"})
-        event(EventType.CANDIDATE_STARTED, id=cid, run_dir=str(directory / "runs" / cid), gpu=None,
-              description=description)
+        event(
+            EventType.CANDIDATE_STARTED,
+            id=cid,
+            run_dir=str(directory / "runs" / cid),
+            gpu=None,
+            description=description,
+        )
         for round_ in range(4):  # the runner journals round and score lines while a job runs
-            event(EventType.CANDIDATE_LOG, id=cid, line=f"site-{round_ % 4 + 1} round {round_}: accuracy=0.61")
+            event(
+                EventType.CANDIDATE_LOG, id=cid, line=f"site-{round_ % 4 + 1} round {round_}: accuracy=0.61"
+            )
         event(EventType.CANDIDATE_FINISHED, id=cid, status="ok", score=score, runtime_seconds=31.0, error="")
         if status == "keep":
             best = {"score": score, "description": description, "artifacts": f"runs/{cid}", "baseline": 0.6}
-        event(EventType.CANDIDATE_REVIEWED, id=cid, status=status, score=score, description=description,
-              runtime_seconds=31.0, best=best)
-        results.append("\t".join(["abc1234", f"{score:.6f}", "31.0", "clients=4;rounds=15", status, "scalar",
-                                  description, f"runs/{cid}"]))
-        records.append(json.dumps({"id": cid, "status": status, "args": args, "parent": "abc1234",
-                                   "commit": "abc1234", "description": description, "score": score}))
+        event(
+            EventType.CANDIDATE_REVIEWED,
+            id=cid,
+            status=status,
+            score=score,
+            description=description,
+            runtime_seconds=31.0,
+            best=best,
+        )
+        results.append(
+            "\t".join(
+                [
+                    "abc1234",
+                    f"{score:.6f}",
+                    "31.0",
+                    "clients=4;rounds=15",
+                    status,
+                    "scalar",
+                    description,
+                    f"runs/{cid}",
+                ]
+            )
+        )
+        records.append(
+            json.dumps(
+                {
+                    "id": cid,
+                    "status": status,
+                    "args": args,
+                    "parent": "abc1234",
+                    "commit": "abc1234",
+                    "description": description,
+                    "score": score,
+                }
+            )
+        )
     (directory / "results.tsv").write_text("\n".join(results) + "\n")
     (directory / "candidates.jsonl").write_text("\n".join(records) + "\n")
     (directory / "journal.jsonl").write_text("\n".join(journal) + "\n")
@@ -128,7 +184,7 @@ def measure(directory: Path, events: int, idle: float) -> None:
     import asyncio
 
     asyncio.run(run())
-    for line in journal_path.read_text().splitlines()[-events * 2:]:
+    for line in journal_path.read_text().splitlines()[-events * 2 :]:
         raw = json.loads(line)
         timestamps[raw["seq"]] = raw["ts"]
     written = {int(seq): ts for seq, ts in json.loads((directory / "written.json").read_text()).items()}
@@ -143,19 +199,24 @@ def measure(directory: Path, events: int, idle: float) -> None:
 
     latencies = latencies_from(written)
     stamped = latencies_from(timestamps)
-    print(json.dumps({
-        "first_paint_s": marks["paint"],
-        "first_paint_from_process_start_s": marks["first"] - PROCESS_START,
-        "imports_s": imported - PROCESS_START,
-        "events_measured": len(latencies),
-        "median_latency_ms": latencies[len(latencies) // 2] if latencies else None,
-        "p95_latency_ms": latencies[int(len(latencies) * 0.95)] if latencies else None,
-        "median_latency_from_event_stamp_ms": stamped[len(stamped) // 2] if stamped else None,
-        "idle_cpu_percent_of_core": marks["idle_cpu"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "table_rows_shown": marks["rows"],
-        "candidates": len(app.model.candidates),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "first_paint_s": marks["paint"],
+                "first_paint_from_process_start_s": marks["first"] - PROCESS_START,
+                "imports_s": imported - PROCESS_START,
+                "events_measured": len(latencies),
+                "median_latency_ms": latencies[len(latencies) // 2] if latencies else None,
+                "p95_latency_ms": latencies[int(len(latencies) * 0.95)] if latencies else None,
+                "median_latency_from_event_stamp_ms": stamped[len(stamped) // 2] if stamped else None,
+                "idle_cpu_percent_of_core": marks["idle_cpu"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "table_rows_shown": marks["rows"],
+                "candidates": len(app.model.candidates),
+            }
+        ),
+        flush=True,
+    )
 
 
 class Stub:
@@ -184,13 +245,25 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         directory = build(Path(tmp), args.rows)
-        print(f"built a {args.rows:,}-row campaign in {time.perf_counter() - started:.1f} s: "
-              f"journal {(directory / 'journal.jsonl').stat().st_size / 2**20:.1f} MiB")
+        print(
+            f"built a {args.rows:,}-row campaign in {time.perf_counter() - started:.1f} s: "
+            f"journal {(directory / 'journal.jsonl').stat().st_size / 2**20:.1f} MiB"
+        )
         with CommandServer(Stub(), directory):
             child = subprocess.Popen(
-                [sys.executable, __file__, "--measure", str(directory), "--events", str(args.events),
-                 "--idle", str(args.idle)],
-                stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                [
+                    sys.executable,
+                    __file__,
+                    "--measure",
+                    str(directory),
+                    "--events",
+                    str(args.events),
+                    "--idle",
+                    str(args.idle),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
             )
             assert child.stdout is not None
             ready = child.stdout.readline().strip()
@@ -203,13 +276,27 @@ def main() -> int:
             for index in range(args.events):
                 cid = f"n{index:04d}"
                 if index % 2 == 0:
-                    journal.append(EventType.CANDIDATE_PROPOSED, {
-                        "id": cid, "description": f"live candidate {index}", "target": "scalar",
-                        "args": {"lr": 0.01}, "parent": "abc1234"})
+                    journal.append(
+                        EventType.CANDIDATE_PROPOSED,
+                        {
+                            "id": cid,
+                            "description": f"live candidate {index}",
+                            "target": "scalar",
+                            "args": {"lr": 0.01},
+                            "parent": "abc1234",
+                        },
+                    )
                 else:
-                    journal.append(EventType.CANDIDATE_REVIEWED, {
-                        "id": f"n{index - 1:04d}", "status": "discard", "score": 0.61,
-                        "description": f"live candidate {index - 1}", "runtime_seconds": 30.0})
+                    journal.append(
+                        EventType.CANDIDATE_REVIEWED,
+                        {
+                            "id": f"n{index - 1:04d}",
+                            "status": "discard",
+                            "score": 0.61,
+                            "description": f"live candidate {index - 1}",
+                            "runtime_seconds": 30.0,
+                        },
+                    )
                 written[journal._seq] = time.time()  # the line is on disk (flushed and fsynced)
                 time.sleep(0.1)
             (directory / "written.json").write_text(json.dumps(written))
@@ -225,7 +312,9 @@ def main() -> int:
     for name, value, target, unit in checks:
         verdict = "ok" if value is not None and value <= target else "OVER"
         print(f"{name:<34} {value:9.3f} {unit:<3} (target <= {target:g} {unit})  {verdict}")
-    print(f"first paint from process start (imports included): {result['first_paint_from_process_start_s']:.3f} s")
+    print(
+        f"first paint from process start (imports included): {result['first_paint_from_process_start_s']:.3f} s"
+    )
     return 0
 
 

@@ -62,9 +62,13 @@ def request(directory: Path, payload: dict, timeout: float = 10.0) -> dict:
             sock.sendall((json.dumps(payload) + "\n").encode())
             reply = _read_line(sock)
         except (ConnectionRefusedError, FileNotFoundError):
-            raise ControlError(f"the engine of {directory.name} is not running (stale {SOCKET_NAME})") from None
+            raise ControlError(
+                f"the engine of {directory.name} is not running (stale {SOCKET_NAME})"
+            ) from None
         except PermissionError:
-            raise ControlError(f"not allowed to steer {directory.name}: {SOCKET_NAME} belongs to another user") from None
+            raise ControlError(
+                f"not allowed to steer {directory.name}: {SOCKET_NAME} belongs to another user"
+            ) from None
         except (TimeoutError, OSError) as error:
             raise ControlError(f"the engine of {directory.name} did not answer: {error}") from None
     try:

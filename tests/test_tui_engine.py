@@ -58,19 +58,31 @@ async def test_every_control_on_a_real_campaign(workspace):
         await settle(pilot, lambda: isinstance(app.screen, ApprovalModal), what="c001's modal")
         await pilot.press("a")
         await settle(pilot, lambda: "c001" in app.model.running, timeout=60, what="c001 running")
-        await settle(pilot, lambda: records(campaign).get("c001", {}).get("status") == "keep",
-                     timeout=RUN_SECONDS, what="c001 kept")
+        await settle(
+            pilot,
+            lambda: records(campaign).get("c001", {}).get("status") == "keep",
+            timeout=RUN_SECONDS,
+            what="c001 kept",
+        )
         # pause while c002 waits, then reject it with a note
-        await settle(pilot, lambda: isinstance(app.screen, ApprovalModal) and app.screen.cid == "c002",
-                     timeout=60, what="c002's modal")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, ApprovalModal) and app.screen.cid == "c002",
+            timeout=60,
+            what="c002's modal",
+        )
         await pilot.press("escape", "space")
         await settle(pilot, lambda: app.model.paused, what="the pause")
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, TextPrompt), what="the reason prompt")
         await pilot.press(*"too risky for a smoke run", "enter")
-        await settle(pilot, lambda: records(campaign).get("c002", {}).get("status") == "rejected",
-                     what="c002 rejected")
-        assert records(campaign)["c002"]["human"] == {"decision": "reject", "note": "too risky for a smoke run"}
+        await settle(
+            pilot, lambda: records(campaign).get("c002", {}).get("status") == "rejected", what="c002 rejected"
+        )
+        assert records(campaign)["c002"]["human"] == {
+            "decision": "reject",
+            "note": "too risky for a smoke run",
+        }
         await settle(pilot, lambda: campaign.state == "paused", what="the paused loop")
         proposed = len(events_of(campaign, EventType.CANDIDATE_PROPOSED))
         await pilot.pause(2.5)
@@ -87,8 +99,12 @@ async def test_every_control_on_a_real_campaign(workspace):
         await settle(pilot, lambda: "try FedProx next" in campaign.notes, what="the note")
         # force literature, then resume: a literature row before the next candidate
         await pilot.press("l", "space")
-        await settle(pilot, lambda: any(r.status == "literature" for r in Ledger(campaign.dir).rows()),
-                     timeout=120, what="the literature row")
+        await settle(
+            pilot,
+            lambda: any(r.status == "literature" for r in Ledger(campaign.dir).rows()),
+            timeout=120,
+            what="the literature row",
+        )
         assert any(c.status == "literature" for c in app.model.candidates.values())
         # approval mode to auto: the waiting candidate runs without a decision
         await settle(pilot, lambda: bool(app.model.awaiting), timeout=60, what="the next candidate waiting")
@@ -106,8 +122,14 @@ async def test_every_control_on_a_real_campaign(workspace):
 
 
 def afr(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=180, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def gone(pid: int) -> bool:
@@ -122,8 +144,18 @@ def gone(pid: int) -> bool:
 
 async def test_quit_leaving_it_running_and_two_cockpits(workspace):
     tag = "tui-detach-20261122"
-    started = afr("run", "--detach", "--smoke", "--approval", "manual", "--max-candidates", "1", "--tag", tag,
-                  cwd=workspace)
+    started = afr(
+        "run",
+        "--detach",
+        "--smoke",
+        "--approval",
+        "manual",
+        "--max-candidates",
+        "1",
+        "--tag",
+        tag,
+        cwd=workspace,
+    )
     assert started.returncode == 0, started.stderr
     directory = workspace / ".afr" / "campaigns" / tag
     pid = engine_status(directory)["pid"]
@@ -143,10 +175,16 @@ async def test_quit_leaving_it_running_and_two_cockpits(workspace):
         async with second.run_test(size=(80, 24)) as pilot:
             await settle(pilot, lambda: isinstance(second.screen, ApprovalModal), what="c001's modal again")
             other.send(Command(CommandType.REJECT, candidate="c001", note="from the other cockpit"))
-            await settle(pilot, lambda: second.model.candidates["c001"].status == "rejected",
-                         what="the other cockpit's decision")
-            await settle(pilot, lambda: isinstance(second.screen, ApprovalModal) and second.screen.cid == "c002",
-                         what="c002's modal")
+            await settle(
+                pilot,
+                lambda: second.model.candidates["c001"].status == "rejected",
+                what="the other cockpit's decision",
+            )
+            await settle(
+                pilot,
+                lambda: isinstance(second.screen, ApprovalModal) and second.screen.cid == "c002",
+                what="c002's modal",
+            )
             await pilot.press("s", "y")
             await settle(pilot, lambda: second.model.ended, what="the stop")
             await pilot.press("q")

@@ -31,8 +31,11 @@ class Terminal:
     def __init__(self, command: str, cwd) -> None:
         self.name = f"afr-{uuid.uuid4().hex[:8]}"
         script = f"cd {shlex.quote(str(cwd))} && {command}; echo AFR-EXITED $?; sleep 600"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", script],
-                       check=True, env={**os.environ, "TERM": "xterm-256color"})
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", "120", "-y", "40", script],
+            check=True,
+            env={**os.environ, "TERM": "xterm-256color"},
+        )
 
     def screen(self) -> str:
         done = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
@@ -58,8 +61,12 @@ class Terminal:
 
 def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
     afr = f"{shlex.quote(sys.executable)} -m engine.cli"
-    init = subprocess.run([sys.executable, "-m", "engine.cli", "init", str(tmp_path / "ws")],
-                          capture_output=True, text=True, timeout=120)
+    init = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "init", str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert init.returncode == 0, init.stderr
     workspace = tmp_path / "ws"
     directory = workspace / ".afr" / "campaigns" / TAG

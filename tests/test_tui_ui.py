@@ -45,8 +45,14 @@ def workspace(tmp_path):
 
 def fake_campaign(workspace, tag="ui-20261122", delay=0.05, **options) -> Campaign:
     profile = load_profile(workspace, "fed_heart_disease")
-    return Campaign(workspace, profile, tag, CampaignOptions(**options), ScriptedProposer(),
-                    run_fn=FakeRunner(delay=delay, crash_when={"lr": 0.1}))
+    return Campaign(
+        workspace,
+        profile,
+        tag,
+        CampaignOptions(**options),
+        ScriptedProposer(),
+        run_fn=FakeRunner(delay=delay, crash_when={"lr": 0.1}),
+    )
 
 
 def start(campaign: Campaign) -> threading.Thread:
@@ -66,8 +72,16 @@ def test_model_folds_a_fixed_campaign(tmp_path):
     assert model.best_id == "c003" and model.best_score == pytest.approx(0.6568)
     assert model.lift() == (pytest.approx(0.02), pytest.approx(100 * 0.02 / 0.6368))
     statuses = {cid: c.status for cid, c in model.candidates.items()}
-    assert statuses == {"c001": "keep", "c002": "discard", "c003": "keep", "c004": "discard",
-                        "c005": "crash", "L001": "literature", "c006": "discard", "c007": "awaiting"}
+    assert statuses == {
+        "c001": "keep",
+        "c002": "discard",
+        "c003": "keep",
+        "c004": "discard",
+        "c005": "crash",
+        "L001": "literature",
+        "c006": "discard",
+        "c007": "awaiting",
+    }
     assert list(model.awaiting) == ["c007"] and model.candidates["c007"].diff.startswith("diff --git")
     assert [p[2] for p in model.points] == ["keep", "discard", "keep", "discard", "crash", "discard"]
     assert model.literature_marks == [5]
@@ -181,8 +195,12 @@ async def test_controls_send_commands_and_quit_asks(tmp_path):
         await pilot.press(*"too risky", "enter")
         await settle(pilot, lambda: link.sent, what="the reject command")
         assert link.sent[-1] == Command(CommandType.REJECT, candidate="c007", note="too risky")
-        for key, expected in (("space", CommandType.PAUSE), ("l", CommandType.FORCE_LITERATURE),
-                              ("m", CommandType.SET_APPROVAL), ("a", CommandType.APPROVE)):
+        for key, expected in (
+            ("space", CommandType.PAUSE),
+            ("l", CommandType.FORCE_LITERATURE),
+            ("m", CommandType.SET_APPROVAL),
+            ("a", CommandType.APPROVE),
+        ):
             count = len(link.sent)
             await pilot.press(key)
             await settle(pilot, lambda n=count: len(link.sent) > n, what=f"the command of {key}")
@@ -237,7 +255,9 @@ async def test_compact_layout_cycles_panes(tmp_path):
         assert app.query_one("#log").display and not app.query_one("#detail").display
         await pilot.resize_terminal(140, 45)
         await pilot.pause(0.2)
-        assert not app.compact and all(app.query_one(f"#{name}").display for name in ("plot", "log", "system"))
+        assert not app.compact and all(
+            app.query_one(f"#{name}").display for name in ("plot", "log", "system")
+        )
 
 
 # -- live campaigns on the fake runner ------------------------------------------------------------
@@ -272,13 +292,19 @@ async def test_manual_approval_on_the_fake_runner(workspace):
         await settle(pilot, lambda: isinstance(app.screen, ApprovalModal), what="c001's modal")
         assert app.screen.cid == "c001"
         await pilot.press("a")
-        await settle(pilot, lambda: isinstance(app.screen, ApprovalModal) and app.screen.cid == "c002",
-                     what="c002's modal")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, ApprovalModal) and app.screen.cid == "c002",
+            what="c002's modal",
+        )
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, TextPrompt), what="the reason prompt")
         await pilot.press(*"not now", "enter")
-        await settle(pilot, lambda: isinstance(app.screen, ApprovalModal) and app.screen.cid == "c003",
-                     what="c003's modal")
+        await settle(
+            pilot,
+            lambda: isinstance(app.screen, ApprovalModal) and app.screen.cid == "c003",
+            what="c003's modal",
+        )
         await pilot.press("escape", "s", "y")
         await settle(pilot, lambda: app.model.ended, what="the stop")
         thread.join(10)
@@ -291,8 +317,14 @@ async def test_manual_approval_on_the_fake_runner(workspace):
 
 
 def afr(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_attach_errors_are_one_line(workspace):
@@ -315,8 +347,13 @@ def test_engine_imports_no_textual(tmp_path):
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'afr_tui')))\n"
         "print(json.dumps(bad))\n"
     )
-    done = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True,
-                          timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
@@ -325,19 +362,25 @@ async def test_diff_view_shows_a_code_change_against_its_parent(workspace):
     from engine.proposers.base import CandidateSpec
 
     client = (workspace / "tasks/fed_heart_disease/client.py").read_text()
-    edited = client.replace("loss_fn = torch.nn.BCEWithLogitsLoss()",
-                            "loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(0.8))")
-    specs = [CandidateSpec("baseline", "baseline", {}),
-             CandidateSpec("class-weighted BCE", "code", {"lr": 0.01},
-                           {"tasks/fed_heart_disease/client.py": edited})]
+    edited = client.replace(
+        "loss_fn = torch.nn.BCEWithLogitsLoss()",
+        "loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(0.8))",
+    )
+    specs = [
+        CandidateSpec("baseline", "baseline", {}),
+        CandidateSpec(
+            "class-weighted BCE", "code", {"lr": 0.01}, {"tasks/fed_heart_disease/client.py": edited}
+        ),
+    ]
 
     class Listed(ScriptedProposer):
         def propose(self, context):
             return specs.pop(0) if specs else super().propose(context)
 
     profile = load_profile(workspace, "fed_heart_disease")
-    campaign = Campaign(workspace, profile, "diff-20261122", CampaignOptions(max_candidates=2), Listed(),
-                        run_fn=FakeRunner())
+    campaign = Campaign(
+        workspace, profile, "diff-20261122", CampaignOptions(max_candidates=2), Listed(), run_fn=FakeRunner()
+    )
     campaign.start()
     app = CockpitApp(LocalLink(campaign), sample_seconds=60)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -382,7 +425,12 @@ def test_nvml_panel_names_the_campaigns_processes(monkeypatch):
     sample = SystemSampler(engine_pid=ours).sample()
     assert len(sample.gpus) == 1 and not sample.gpu_note
     gpu = sample.gpus[0]
-    assert (gpu.name, gpu.utilization, gpu.temperature, gpu.power) == ("NVIDIA H100 80GB HBM3", 87.0, 61.0, 312.0)
+    assert (gpu.name, gpu.utilization, gpu.temperature, gpu.power) == (
+        "NVIDIA H100 80GB HBM3",
+        87.0,
+        61.0,
+        312.0,
+    )
     assert [pid for pid, _, _ in gpu.processes] == [ours]  # another user's job is not the campaign's
     text = SystemPanel().render_sample(sample).plain
     assert "GPU0 NVIDIA H100 80GB HBM3" in text and "util  87%" in text and f"pid {ours}" in text

@@ -25,8 +25,14 @@ DESCRIPTIONS = [
     ("scalar", "random search: lr 0.3 (diverges)", {"lr": 0.3}),
     ("scalar", "refine best: fedadam_tau 0.001->0.0007", {"aggregator": "fedadam", "fedadam_tau": 0.0007}),
 ]
-OUTCOMES = [("keep", 0.6368), ("discard", 0.6311), ("keep", 0.6568), ("discard", 0.6401), ("crash", 0.0),
-            ("discard", 0.6552)]
+OUTCOMES = [
+    ("keep", 0.6368),
+    ("discard", 0.6311),
+    ("keep", 0.6568),
+    ("discard", 0.6401),
+    ("crash", 0.0),
+    ("discard", 0.6552),
+]
 DIFF = """diff --git a/tasks/fed_heart_disease/client.py b/tasks/fed_heart_disease/client.py
 --- a/tasks/fed_heart_disease/client.py
 +++ b/tasks/fed_heart_disease/client.py
@@ -76,40 +82,119 @@ def fixed_campaign(base: Path, awaiting: bool = False, running: bool = False) ->
         zip(DESCRIPTIONS, OUTCOMES, strict=True), start=1
     ):
         cid = f"c{index:03d}"
-        write(EventType.CANDIDATE_PROPOSED, id=cid, description=description, target=target, args=args,
-              parent="abc1234", edits=[], source_refs=[], proposer="scripted", telemetry={})
+        write(
+            EventType.CANDIDATE_PROPOSED,
+            id=cid,
+            description=description,
+            target=target,
+            args=args,
+            parent="abc1234",
+            edits=[],
+            source_refs=[],
+            proposer="scripted",
+            telemetry={},
+        )
         write(EventType.CANDIDATE_VALIDATED, id=cid, commit="abc1234", checks=CHECKS)
-        write(EventType.CANDIDATE_STARTED, id=cid, run_dir=str(directory / "runs" / cid), gpu=None,
-              description=description)
+        write(
+            EventType.CANDIDATE_STARTED,
+            id=cid,
+            run_dir=str(directory / "runs" / cid),
+            gpu=None,
+            description=description,
+        )
         runtime = 31.0 + index
-        write(EventType.CANDIDATE_FINISHED, step=runtime, id=cid, status="ok", score=score,
-              runtime_seconds=runtime, error="")
-        ledger.append_row(ResultRow("abc1234", score, runtime, "clients=4;rounds=15", status, target,
-                                    description, f"runs/{cid}"))
+        write(
+            EventType.CANDIDATE_FINISHED,
+            step=runtime,
+            id=cid,
+            status="ok",
+            score=score,
+            runtime_seconds=runtime,
+            error="",
+        )
+        ledger.append_row(
+            ResultRow(
+                "abc1234", score, runtime, "clients=4;rounds=15", status, target, description, f"runs/{cid}"
+            )
+        )
         if status == "keep":
-            best = {"score": score, "description": description, "artifacts": f"runs/{cid}", "baseline": 0.6368}
-        ledger.append_candidate({"id": cid, "status": status, "parent": "abc1234", "commit": "abc1234",
-                                 "args": args, "validation": CHECKS, "description": description,
-                                 "error": "RuntimeError: loss is NaN" if status == "crash" else ""})
-        write(EventType.CANDIDATE_REVIEWED, id=cid, status=status, score=score, description=description,
-              runtime_seconds=runtime, best=best, **({"error": "RuntimeError: loss is NaN"} if status == "crash"
-                                                     else {}))
+            best = {
+                "score": score,
+                "description": description,
+                "artifacts": f"runs/{cid}",
+                "baseline": 0.6368,
+            }
+        ledger.append_candidate(
+            {
+                "id": cid,
+                "status": status,
+                "parent": "abc1234",
+                "commit": "abc1234",
+                "args": args,
+                "validation": CHECKS,
+                "description": description,
+                "error": "RuntimeError: loss is NaN" if status == "crash" else "",
+            }
+        )
+        write(
+            EventType.CANDIDATE_REVIEWED,
+            id=cid,
+            status=status,
+            score=score,
+            description=description,
+            runtime_seconds=runtime,
+            best=best,
+            **({"error": "RuntimeError: loss is NaN"} if status == "crash" else {}),
+        )
         if index == 4:
             write(EventType.LITERATURE_STARTED, reason="forced by the human")
-            write(EventType.LITERATURE_FINISHED, worksheet="literature/001.md",
-                  selected=["FedProx (Li et al. 2020)", "SCAFFOLD (Karimireddy et al. 2020)"])
+            write(
+                EventType.LITERATURE_FINISHED,
+                worksheet="literature/001.md",
+                selected=["FedProx (Li et al. 2020)", "SCAFFOLD (Karimireddy et al. 2020)"],
+            )
     if awaiting:
-        write(EventType.CANDIDATE_PROPOSED, id="c007", description="class-weighted BCE loss", target="code",
-              args={"lr": 0.01}, parent="abc1234", edits=["tasks/fed_heart_disease/client.py"], source_refs=[],
-              proposer="scripted", telemetry={})
+        write(
+            EventType.CANDIDATE_PROPOSED,
+            id="c007",
+            description="class-weighted BCE loss",
+            target="code",
+            args={"lr": 0.01},
+            parent="abc1234",
+            edits=["tasks/fed_heart_disease/client.py"],
+            source_refs=[],
+            proposer="scripted",
+            telemetry={},
+        )
         write(EventType.STATE, state="awaiting_approval")
-        write(EventType.CANDIDATE_AWAITING_APPROVAL, id="c007", description="class-weighted BCE loss",
-              args={"lr": 0.01}, diff=DIFF, checks=CHECKS)
+        write(
+            EventType.CANDIDATE_AWAITING_APPROVAL,
+            id="c007",
+            description="class-weighted BCE loss",
+            args={"lr": 0.01},
+            diff=DIFF,
+            checks=CHECKS,
+        )
     if running:
-        write(EventType.CANDIDATE_PROPOSED, id="c007", description="random search: lr 0.004", target="scalar",
-              args={"lr": 0.004}, parent="abc1234", edits=[], source_refs=[], proposer="scripted", telemetry={})
-        write(EventType.CANDIDATE_STARTED, id="c007", run_dir=str(directory / "runs" / "c007"), gpu=None,
-              description="random search: lr 0.004")
+        write(
+            EventType.CANDIDATE_PROPOSED,
+            id="c007",
+            description="random search: lr 0.004",
+            target="scalar",
+            args={"lr": 0.004},
+            parent="abc1234",
+            edits=[],
+            source_refs=[],
+            proposer="scripted",
+            telemetry={},
+        )
+        write(
+            EventType.CANDIDATE_STARTED,
+            id="c007",
+            run_dir=str(directory / "runs" / "c007"),
+            gpu=None,
+            description="random search: lr 0.004",
+        )
     return directory
 
 
@@ -134,8 +219,9 @@ CPU_SAMPLE = Sample([], HostStat(12.5, 2, 3.1, 7.8, 95.0, 0.62, 4), "no NVIDIA G
 
 
 def fixed_app(directory: Path, sample: Sample = CPU_SAMPLE) -> CockpitApp:
-    return CockpitApp(RecordingLink(directory), clock=lambda: NOW, sampler=FixedSampler(sample),
-                      sample_seconds=3600)
+    return CockpitApp(
+        RecordingLink(directory), clock=lambda: NOW, sampler=FixedSampler(sample), sample_seconds=3600
+    )
 
 
 async def settle(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
@@ -152,7 +238,10 @@ async def loaded(pilot) -> None:
     app = pilot.app
     await settle(pilot, lambda: app.loaded, what="the journal")
     table = app.query_one("#table")
-    await settle(pilot, lambda: table.selected_id() in app.detail_cache or table.selected_id() is None,
-                 what="the selected candidate's details")
+    await settle(
+        pilot,
+        lambda: table.selected_id() in app.detail_cache or table.selected_id() is None,
+        what="the selected candidate's details",
+    )
     await settle(pilot, lambda: bool(app.query_one("#system").history), what="a system sample")
     await pilot.pause(0.6)  # the plot redraws on its half-second timer

@@ -11,7 +11,9 @@ POINT_COLOURS = {"keep": "green", "discard": "gray", "crash": "red", "candidate"
 MAX_POINTS = 600  # plotext draws every point it is given; thin the dull ones beyond this
 
 
-def running_best(points: list[tuple[int, float | None, str]], maximize: bool) -> tuple[list[int], list[float]]:
+def running_best(
+    points: list[tuple[int, float | None, str]], maximize: bool
+) -> tuple[list[int], list[float]]:
     """Vertices of the best-kept-score step line: one pair per improvement, and the last x."""
     xs, ys, best = [], [], None
     for x, score, status in points:
@@ -58,7 +60,9 @@ class ProgressPlot(PlotextPlot):
             chosen = [p for p in thin(points) if p[2] == status]
             if chosen:
                 ys = [low if status == "crash" or p[1] is None else p[1] for p in chosen]
-                plt.scatter([p[0] for p in chosen], ys, color=colour, marker="x" if status == "crash" else "dot")
+                plt.scatter(
+                    [p[0] for p in chosen], ys, color=colour, marker="x" if status == "crash" else "dot"
+                )
         xs, ys = running_best(points, model.maximize)
         if xs:
             plt.plot(xs, ys, color="green")

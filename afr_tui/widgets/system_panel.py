@@ -47,7 +47,9 @@ class SystemPanel(Static):
                 extra.append(f"{gpu.temperature:.0f}°C")
             if gpu.power is not None:
                 extra.append(f"{gpu.power:.0f} W")
-            lines.append(Text.assemble((f"GPU{gpu.index} ", "bold"), (gpu.name, "cyan"), "  " + "  ".join(extra)))
+            lines.append(
+                Text.assemble((f"GPU{gpu.index} ", "bold"), (gpu.name, "cyan"), "  " + "  ".join(extra))
+            )
             lines.append(Text.assemble(f" util {gpu.utilization:3.0f}% ", (sparkline(util), "green")))
             lines.append(
                 Text.assemble(
@@ -65,7 +67,9 @@ class SystemPanel(Static):
         cpu = self._remember("cpu", host.cpu)
         ram = self._remember("ram", 100 * host.ram_used / (host.ram_total or 1))
         lines.append(Text.assemble(f"CPU {host.cpu:3.0f}% of {host.cores} ", (sparkline(cpu), "green")))
-        lines.append(Text.assemble(f"RAM {host.ram_used:.1f}/{host.ram_total:.1f} GiB ", (sparkline(ram), "cyan")))
+        lines.append(
+            Text.assemble(f"RAM {host.ram_used:.1f}/{host.ram_total:.1f} GiB ", (sparkline(ram), "cyan"))
+        )
         lines.append(
             Text(
                 f"campaign: {host.campaign_processes} proc, {host.campaign_cpu:.0f}% cpu, "

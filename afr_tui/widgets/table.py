@@ -96,7 +96,10 @@ class CandidateTable(DataTable):
             return lambda c: c.order
         if column in ("score", "delta"):
             sign = 1 if model.maximize else -1
-            return lambda c: (c.score is not None and c.status not in ("crash", "literature"), sign * (c.score or 0))
+            return lambda c: (
+                c.score is not None and c.status not in ("crash", "literature"),
+                sign * (c.score or 0),
+            )
         if column == "runtime":
             return lambda c: c.runtime or 0.0
         return lambda c: (str(getattr(c, column)).lower(), c.order)
@@ -193,7 +196,11 @@ class CandidateTable(DataTable):
     def summary(self, total: int) -> str:
         arrow = "↓" if self.descending else "↑"
         sort = "#" if self.sort_by == "order" else self.sort_by
-        shown = f"{min(self.matching, MAX_ROWS)} of {total}" if self.matching < total or total > MAX_ROWS else f"{total}"
+        shown = (
+            f"{min(self.matching, MAX_ROWS)} of {total}"
+            if self.matching < total or total > MAX_ROWS
+            else f"{total}"
+        )
         status = f" · {self.status_filter}" if self.status_filter else ""
         text = f" · “{self.text_filter}”" if self.text_filter else ""
         return f"{shown} rows · sort {sort} {arrow}{status}{text}"
