@@ -205,19 +205,26 @@ class CockpitModel:
         self.paused = False
         changes.header = True
 
+    def _count_llm(self, telemetry: dict) -> None:
+        self.tokens += int(telemetry.get("prompt_tokens", 0) or 0) + int(
+            telemetry.get("completion_tokens", 0) or 0
+        )
+        self.cost += float(telemetry.get("cost_usd", 0.0) or 0.0)
+        self.model_name = telemetry.get("model") or self.model_name
+
     def _on_candidate_proposed(self, event: Event, data: dict, changes: Changes) -> None:
         candidate = self._candidate(data["id"])
         candidate.description = data.get("description", "")
         candidate.target = data.get("target", "")
         candidate.args = data.get("args") or {}
         candidate.parent = data.get("parent")
-        telemetry = data.get("telemetry") or {}
-        self.tokens += int(telemetry.get("prompt_tokens", 0) or 0) + int(
-            telemetry.get("completion_tokens", 0) or 0
-        )
-        self.cost += float(telemetry.get("cost_usd", 0.0) or 0.0)
-        self.model_name = telemetry.get("model") or self.model_name
+        self._count_llm(data.get("telemetry") or {})
         changes.rows.add(candidate.id)
+        changes.header = True
+
+    def _on_telemetry(self, event: Event, data: dict, changes: Changes) -> None:
+        """What a literature cycle's model calls cost (proposals carry theirs)."""
+        self._count_llm(data)
         changes.header = True
 
     def _on_candidate_validated(self, event: Event, data: dict, changes: Changes) -> None:

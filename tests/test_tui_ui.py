@@ -92,6 +92,37 @@ def test_model_folds_a_fixed_campaign(tmp_path):
     assert len(model.candidates) == before
 
 
+def test_header_counts_llm_tokens_and_cost_of_proposals_and_literature():
+    from afr_tui.widgets.header import header_text
+    from engine.events import Event
+
+    model = CockpitModel()
+    telemetry = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "cost_usd": 0.0125,
+        "model": "openai/gpt-4o-mini",
+    }
+    model.apply_all(
+        [
+            Event(
+                EventType.CAMPAIGN_STARTED,
+                {"tag": "t", "profile": "p", "options": {"proposer": "llm"}},
+                1.0,
+                1,
+            ),
+            Event(EventType.CANDIDATE_PROPOSED, {"id": "c001", "telemetry": telemetry}, 2.0, 2),
+            Event(EventType.TELEMETRY, {"phase": "literature", **telemetry}, 3.0, 3),
+        ]
+    )
+    assert (model.tokens, model.cost, model.proposer) == (
+        3000,
+        pytest.approx(0.025),
+        "llm/openai/gpt-4o-mini",
+    )
+    assert "tokens 3,000  $0.03" in header_text(model, 10.0).plain
+
+
 def test_filter_words_name_statuses_and_text():
     assert parse_filter("keep FedProx status:crash") == ({"keep", "crash"}, ["fedprox"])
     assert parse_filter("") == (set(), [])
