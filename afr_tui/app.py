@@ -45,6 +45,7 @@ from engine.events import Command, CommandType
 from engine.telemetry import SystemSampler
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 100, 30
+DETAIL_CACHE = 200
 
 
 def while_mounted(handler):
@@ -233,6 +234,8 @@ class CockpitApp(Controls, App[str | None]):
 
     @while_mounted
     def on_detail_ready(self, message: DetailReady) -> None:
+        if len(self.detail_cache) >= DETAIL_CACHE:
+            self.detail_cache.pop(next(iter(self.detail_cache)))  # the oldest: diffs can be large
         self.detail_cache[message.cid] = (message.record, message.diff)
         if self.query_one("#table", CandidateTable).selected_id() == message.cid:
             self._show_detail(message.cid)

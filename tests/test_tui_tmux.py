@@ -1,4 +1,5 @@
-"""The cockpit in a real terminal (tmux): `afr run`, keys, quit leaving it running, `afr attach`.
+"""The cockpit in a real terminal (tmux): `afr run`, keys, quit leaving it running, `afr attach`,
+a hang-up of the terminal (the engine survives it), and a stop from a second `afr attach`.
 
 One smoke NVFlare job runs (the approved baseline), so the test is marked ``nvflare``.
 """
@@ -92,6 +93,12 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         # still going: the baseline finishes while we watch, and c002 comes up for approval
         screen = attach.wait_for("c002 awaits your approval", timeout=300)
         assert Ledger(directory).rows()[0].status == "keep"
+        attach.close()  # the terminal hangs up, as a dropped SSH connection does
+        time.sleep(1.0)
+        assert engine_alive(directory) and engine_status(directory)["awaiting"] == ["c002"]
+
+        attach = Terminal(f"{afr} attach {TAG}", workspace)
+        attach.wait_for("c002 awaits your approval")
         attach.keys("s")
         attach.wait_for("Stop the campaign?")
         attach.keys("y")
