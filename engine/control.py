@@ -187,8 +187,9 @@ class CommandServer:
                 return self.status()
             self.campaign.command(Command.from_json(line))
             return {"ok": True}
-        except (ValueError, KeyError, TypeError, AttributeError) as error:
-            return {"ok": False, "error": str(error).splitlines()[0] if str(error) else type(error).__name__}
+        except Exception as error:  # a bad request or a failed command must not take the server down
+            text = str(error).strip()
+            return {"ok": False, "error": text.splitlines()[0] if text else type(error).__name__}
 
     def status(self) -> dict:
         campaign = self.campaign
