@@ -41,6 +41,7 @@ from afr_tui.widgets.logpane import LogPane
 from afr_tui.widgets.plot import ProgressPlot
 from afr_tui.widgets.system_panel import SystemPanel
 from afr_tui.widgets.table import CandidateTable
+from engine.control import LOG_NAME
 from engine.events import Command, CommandType
 from engine.telemetry import SystemSampler
 
@@ -255,9 +256,13 @@ class CockpitApp(Controls, App[str | None]):
     def on_engine_gone(self, message: EngineGone) -> None:
         if not self.model.ended and self.model.state != "engine gone":
             self.model.state = "engine gone"
+            self.model.awaiting.clear()  # nobody is left to approve them
+            self._sync_approval()
             self._draw_header()
+            last = loaders.last_line(self.link.directory / LOG_NAME)
             self.notify(
-                f"the engine is not running; continue with `afr resume {self.model.tag}`",
+                (f"its last words: {last}\n" if last else "")
+                + f"the engine is not running; continue with `afr resume {self.model.tag}`",
                 title="Engine gone",
                 severity="error",
                 timeout=10,

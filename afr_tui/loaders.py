@@ -89,3 +89,14 @@ def tail(path: Path, cancelled: Callable[[], bool], every: float = 0.25) -> Iter
             if lines:
                 yield [line.decode("utf-8", errors="replace") for line in lines]
         time.sleep(every)
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log (why a background engine ended), or ""."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 4096))
+            lines = [line.strip() for line in handle.read().decode("utf-8", errors="replace").splitlines()]
+    except FileNotFoundError:
+        return ""
+    return next((line for line in reversed(lines) if line), "")[:200]

@@ -197,3 +197,43 @@ async def test_quit_leaving_it_running_and_two_cockpits(workspace):
     finally:
         if not gone(pid):
             os.kill(pid, 9)
+
+
+async def test_a_dead_engine_is_reported_and_attach_refuses(workspace):
+    tag = "tui-dead-20261122"
+    started = afr(
+        "run",
+        "--detach",
+        "--smoke",
+        "--approval",
+        "manual",
+        "--max-candidates",
+        "1",
+        "--tag",
+        tag,
+        cwd=workspace,
+    )
+    assert started.returncode == 0, started.stderr
+    directory = workspace / ".afr" / "campaigns" / tag
+    pid = engine_status(directory)["pid"]
+    app = CockpitApp(AttachedLink(directory), sample_seconds=1.0)
+    notices = []
+    app.notify = lambda message, **kw: notices.append((kw.get("title"), message))  # type: ignore[method-assign]
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot, lambda: isinstance(app.screen, ApprovalModal), what="c001's modal")
+            os.kill(pid, 9)
+            await settle(pilot, lambda: app.model.state == "engine gone", what="the engine's death")
+            assert "engine gone" in app.query_one("#header").render().plain
+            await pilot.press("escape", "q")  # nothing left to stop: quits at once
+        assert app.return_value == "ended"
+        assert [message for title, message in notices if title == "Engine gone"][0].endswith(
+            f"`afr resume {tag}`"
+        )
+    finally:
+        if not gone(pid):
+            os.kill(pid, 9)
+    attach = afr("attach", tag, cwd=workspace)
+    assert (
+        attach.returncode == 2 and "no running engine" in attach.stderr and "Traceback" not in attach.stderr
+    )

@@ -15,6 +15,7 @@ STATE_STYLE = {
     "stopping": "bold dark_orange",
     "stopped": "bold red",
     "finished": "bold cyan",
+    "engine": "bold red",  # engine gone
 }
 
 
