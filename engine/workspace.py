@@ -64,12 +64,13 @@ def changed_paths(worktree: Path) -> list[tuple[str, str]]:
 
 def committed_hashes(root: Path, paths: list[str]) -> dict[str, str]:
     """SHA-256 of each path as committed at HEAD (``missing`` if it is not committed)."""
-    tree = git.Repo(root).head.commit.tree
+    git_ = git.Repo(root).git
     hashes = {}
     for path in paths:
         try:
-            hashes[path] = hashlib.sha256((tree / path).data_stream.read()).hexdigest()
-        except KeyError:
+            blob = git_.execute(["git", "cat-file", "blob", f"HEAD:{path}"], stdout_as_string=False)
+            hashes[path] = hashlib.sha256(blob).hexdigest()
+        except git.GitCommandError:
             hashes[path] = "missing"
     return hashes
 
@@ -84,6 +85,9 @@ class CampaignRepo:
     """
 
     def __init__(self, root: Path, tag: str) -> None:
+        # Only one-shot git commands here, never GitPython's object database: that keeps a
+        # `git cat-file` child alive, which a Ctrl-C at the terminal kills with the engine's
+        # process group, and the graceful stop after it would then fail on a broken pipe.
         self.root = Path(root)
         self.tag = tag
         self.repo = git.Repo(self.root)
@@ -93,11 +97,14 @@ class CampaignRepo:
     def start(self) -> str:
         """Create the campaign branch at the checkout's HEAD (once); return its tip."""
         if self.branch not in [head.name for head in self.repo.heads]:
-            self.repo.git.branch(self.branch, self.repo.head.commit.hexsha)
+            self.repo.git.branch(self.branch, self.repo.git.rev_parse("HEAD"))
         return self.head()
 
     def head(self) -> str:
-        return self.repo.commit(self.branch).hexsha
+        return self.repo.git.rev_parse(self.branch)
+
+    def _tree(self, commit: str) -> str:
+        return self.repo.git.rev_parse(f"{commit}^{{tree}}")
 
     def worktree_for(self, candidate_id: str, parent: str) -> Path:
         path = self.worktrees / candidate_id
@@ -123,10 +130,10 @@ class CampaignRepo:
         """Commit every change in the worktree; None when there is nothing to commit."""
         repo = git.Repo(worktree)
         repo.git.add(A=True)
-        if not repo.index.diff("HEAD"):
+        if not repo.git.diff("--cached", "--name-only"):
             return None
         repo.git.commit("-q", "--no-verify", "-m", message)
-        return repo.head.commit.hexsha
+        return repo.git.rev_parse("HEAD")
 
     def remove_worktree(self, candidate_id: str) -> None:
         path = self.worktrees / candidate_id
@@ -140,7 +147,7 @@ class CampaignRepo:
         if sha != tip and self.repo.is_ancestor(tip, sha):
             self.repo.git.update_ref(f"refs/heads/{self.branch}", sha, tip)
             return sha
-        tree = self.repo.commit(tip).tree.hexsha
+        tree = self._tree(tip)
         commit = self.repo.git.commit_tree(tree, "-p", tip, "-m", message)
         self.repo.git.update_ref(f"refs/heads/{self.branch}", commit, tip)
         return commit
@@ -160,7 +167,7 @@ class CampaignRepo:
         git_.update_index("--add", "--cacheinfo", f"100644,{blob},results.tsv", env=env)
         tree = git_.write_tree(env=env)
         index.unlink(missing_ok=True)
-        if tree == self.repo.commit(tip).tree.hexsha:
+        if tree == self._tree(tip):
             return tip
         commit = git_.commit_tree(tree, "-p", tip, "-m", message)
         git_.update_ref(f"refs/heads/{self.branch}", commit, tip)
@@ -180,7 +187,7 @@ class CampaignRepo:
             tree = git_.write_tree(env=env)
         finally:
             index.unlink(missing_ok=True)
-        if tree == self.repo.commit(tip).tree.hexsha:
+        if tree == self._tree(tip):
             return tip
         commit = git_.commit_tree(tree, "-p", tip, "-m", message)
         git_.update_ref(f"refs/heads/{self.branch}", commit, tip)

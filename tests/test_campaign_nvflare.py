@@ -134,6 +134,7 @@ def test_ctrl_c_stops_after_the_running_candidate(workspace):
         # A shell that starts jobs in the background ignores SIGINT for them (CI may); a user's
         # terminal does not. Give the engine the terminal's default.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        process_group=0,  # its own foreground group, as in a terminal
         text=True,
         stdin=subprocess.DEVNULL,
     )
@@ -142,7 +143,8 @@ def test_ctrl_c_stops_after_the_running_candidate(workspace):
         e.type is EventType.CANDIDATE_STARTED for e in journal(workspace)
     ):
         time.sleep(0.5)
-    engine.send_signal(signal.SIGINT)
+    # Ctrl-C reaches the whole foreground process group: the engine and its git children.
+    os.killpg(engine.pid, signal.SIGINT)
     output, _ = engine.communicate(timeout=300)
     assert engine.returncode == 0, output[-2000:]
     assert "stopping after the running candidate" in output
