@@ -68,7 +68,11 @@ def committed_hashes(root: Path, paths: list[str]) -> dict[str, str]:
     hashes = {}
     for path in paths:
         try:
-            blob = git_.execute(["git", "cat-file", "blob", f"HEAD:{path}"], stdout_as_string=False)
+            blob = git_.execute(
+                ["git", "cat-file", "blob", f"HEAD:{path}"],
+                stdout_as_string=False,
+                strip_newline_in_stdout=False,
+            )
             hashes[path] = hashlib.sha256(blob).hexdigest()
         except git.GitCommandError:
             hashes[path] = "missing"
