@@ -169,7 +169,8 @@ BIBLIOGRAPHY = (
 
 def search(query: str) -> list[Mechanism]:
     """Bibliography entries whose words match the query, best first."""
-    words = {w.strip(".,").lower() for w in query.split() if len(w) > 2}
+    words = {w.strip(".,;:!?\"'()").lower() for w in query.split()}
+    words = {w for w in words if len(w) > 2}
     scored = []
     for entry in BIBLIOGRAPHY:
         text = f"{entry.key} {entry.title} {entry.summary} {' '.join(entry.keywords)}".lower()

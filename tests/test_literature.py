@@ -128,7 +128,8 @@ def test_scripted_worksheet_has_queries_cards_scores_and_drops_the_duplicate(wor
         assert heading in sheet
     assert (
         sheet.count("### C") == 3
-        and "`server momentum adaptive optimizer` → fedadam (arXiv:2003.00295), fedavgm (arXiv:1909.06335)" in sheet
+        and "`server momentum adaptive optimizer` → fedadam (arXiv:2003.00295), fedavgm (arXiv:1909.06335)"
+        in sheet
     )
     assert "duplicate of coordinate-wise median" in sheet  # trimmed mean expresses as the same args here
     assert len(result.proposals) == 3 and all(s.source_refs for s in result.proposals)
@@ -161,3 +162,16 @@ def test_repeated_crashes_with_one_cause_start_a_literature_cycle(workspace):
         and "crash cause (3x): RuntimeError: boom" in sheet
     )
     assert sum(s == "literature" for s in statuses) == 1  # the same crashes do not trigger it again
+
+
+def test_placeholder_queries_find_nothing_and_are_refused():
+    from engine.literature import search
+    from engine.proposers.llm import parse_queries
+
+    assert search("...") == [] and [m.key for m in search("server momentum")][0] == "fedavgm"
+    with pytest.raises(CardError, match="placeholders"):
+        parse_queries('{"queries": ["...", "...", "..."]}')
+    assert parse_queries('ok: {"queries": ["client drift", "server momentum"]}') == [
+        "client drift",
+        "server momentum",
+    ]

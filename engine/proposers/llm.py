@@ -163,6 +163,8 @@ def parse_queries(text: str) -> list[str]:
         or not all(isinstance(q, str) and q.strip() for q in queries)
     ):
         raise CardError('expected {"queries": [three strings]}')
+    if any(not re.search(r"[A-Za-z]{3}", q) for q in queries):
+        raise CardError("each query needs real keywords, not placeholders")
     return [q.strip()[:200] for q in queries[:3]]
 
 

@@ -126,10 +126,6 @@ class ScriptedProposer:
         profile = context.profile
         queries = list(SCRIPTED_QUERIES)
         hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
-        tried_aggregators = {
-            (record.get("args") or {}).get("aggregator", profile.baseline.get("aggregator"))
-            for record in context.records
-        }
         proposals, seen = [], set()
         for entry in BIBLIOGRAPHY:
             args = {k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"}
@@ -137,7 +133,12 @@ class ScriptedProposer:
             if aggregator not in profile.aggregators.choices or entry.key in seen:
                 continue
             seen.add(entry.key)
-            novel = 5 if aggregator not in tried_aggregators else 2
+            # Novel unless some candidate already carried every setting of this mechanism.
+            tried = any(
+                all((record.get("args") or {}).get(k) == v for k, v in args.items())
+                for record in context.records
+            )
+            novel = 2 if tried else 5
             proposals.append(
                 ProposalCard(
                     entry.title.split("(")[-1].rstrip(")") if "(" in entry.title else entry.key,
@@ -164,7 +165,7 @@ class ScriptedProposer:
         challenges = [
             ChallengeCard(
                 "the search has plateaued",
-                f"{len(scored)} scored candidates; the running best last improved before the latest "
+                f"{len(scored)} scored candidate(s); the running best last improved before the latest "
                 "stretch of discards",
                 "scalar tuning of the current stack is exhausted; a different mechanism is needed",
             ),
