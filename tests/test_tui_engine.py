@@ -1,7 +1,7 @@
 """The cockpit's controls on a real engine: Pilot drives the keys, the test reads the ledger.
 
 The in-process test runs a real ``Campaign`` with the real NVFlare runner at the smoke budget
-(two jobs, about a minute here); the attached test runs ``afr run --detach`` as a separate
+(one job, and a second one aborted as it starts: under a minute here); the attached test runs ``afr run --detach`` as a separate
 engine process and never starts a job (every candidate waits for approval).
 """
 
@@ -113,12 +113,22 @@ async def test_every_control_on_a_real_campaign(workspace):
         await settle(pilot, lambda: campaign.approval == "auto", what="auto approval")
         await settle(pilot, lambda: waiting in campaign.running, timeout=60, what=f"{waiting} running")
         assert not isinstance(app.screen, ApprovalModal)
-        # stop: asks first, then the campaign ends after the running candidate
+        # stop: asks first; the campaign stops after the running candidate, whose job we abort
+        # (as a second Ctrl-C does) so the test pays for one NVFlare job less
         await pilot.press("s", "y")
+        await settle(pilot, lambda: app.model.stopping, what="the stop request")
+        await settle(
+            pilot, lambda: campaign.running.get(waiting, {}).get("token"), timeout=60, what="the job"
+        )
+        campaign.kill_running()
         await settle(pilot, lambda: app.model.ended, timeout=RUN_SECONDS, what="the stop")
         thread.join(30)
     assert not thread.is_alive() and campaign.state == "stopped"
     assert records(campaign)[waiting]["status"] in ("keep", "discard", "crash")
+    assert Journal(campaign.dir / "journal.jsonl").events()[-1].data == {
+        "phase": "done",
+        "reason": "stopped by the human",
+    }
 
 
 def afr(*args, cwd):
