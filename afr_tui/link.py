@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 
-from engine.control import ControlError, JournalFollower, engine_status, send_command
-from engine.events import Command, Event
+from engine.control import ControlError, JournalFollower, engine_status, parse_event, send_command
+from engine.events import Command, Event, EventType
 
+_LOG_MARK = b'"type": "candidate_log"'
+_DEFERRED_MARKS = tuple(
+    f'"type": "{kind.value}"'.encode()
+    for kind in (EventType.CANDIDATE_VALIDATED, EventType.CANDIDATE_STARTED, EventType.CANDIDATE_FINISHED)
+)
+_ID = re.compile(rb'"id": "([^"]+)"')
 POLL_SECONDS = 0.005  # a stat() per poll: cheap, and events reach the screen within a frame
 
 
@@ -48,8 +55,37 @@ class Link:
             return {"tag": self.directory.name}
 
     def history(self) -> list[Event]:
-        """Every event so far but the log lines of finished runs (the follower continues after them)."""
-        return self.follower.read(skip_logs=True)
+        """The events so far that the cockpit needs (the follower continues after them).
+
+        A long campaign's journal is mostly events of finished candidates that their final
+        review supersedes (validation, start, finish, log lines); those are parsed only for
+        candidates still in flight, which keeps a 10,000-candidate attach well under a second.
+        """
+        parsed, deferred = [], []
+        for line in self.follower.lines():
+            if _LOG_MARK in line:
+                continue
+            if any(mark in line for mark in _DEFERRED_MARKS):
+                deferred.append(line)
+            else:
+                event = parse_event(line)
+                if event is not None:
+                    parsed.append(event)
+        proposed = {e.data.get("id") for e in parsed if e.type is EventType.CANDIDATE_PROPOSED}
+        settled = {
+            e.data.get("id")
+            for e in parsed
+            if e.type in (EventType.CANDIDATE_REVIEWED, EventType.CANDIDATE_REJECTED)
+            or (e.type is EventType.DECISION and e.data.get("decision") == "reject")
+        }
+        in_flight = proposed - settled
+        for line in deferred:
+            found = _ID.search(line)
+            if found and found.group(1).decode() in in_flight:
+                event = parse_event(line)
+                if event is not None:
+                    parsed.append(event)
+        return sorted(parsed, key=lambda event: event.seq)
 
     def wait(self, timeout: float) -> list[Event]:
         """New events, waiting up to ``timeout`` seconds for some."""

@@ -25,7 +25,6 @@ SOCKET_NAME = "control.sock"
 LOG_NAME = "engine.log"
 MAX_REQUEST = 1 << 20
 _SUN_PATH_MAX = 100  # AF_UNIX paths are limited to 107 bytes on Linux
-_LOG_MARK = b'"type": "candidate_log"'
 
 
 class ControlError(RuntimeError):
@@ -222,9 +221,8 @@ class JournalFollower:
         except FileNotFoundError:
             return False
 
-    def read(self, skip_logs: bool = False) -> list[Event]:
-        """New complete events; ``skip_logs`` drops candidate log lines unparsed (a history
-        load does not need the thousands of round lines of finished runs)."""
+    def lines(self) -> list[bytes]:
+        """New complete lines, unparsed (for readers that parse only what they need)."""
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
@@ -235,11 +233,15 @@ class JournalFollower:
         if end < 0:
             return []
         self.offset += end + 1
-        events = []
-        for line in data[: end + 1].split(b"\n"):
-            if skip_logs and _LOG_MARK in line:
-                continue
-            if line.strip():
-                with contextlib.suppress(ValueError, KeyError):
-                    events.append(Event.from_json(line.decode("utf-8")))
-        return events
+        return [line for line in data[:end].split(b"\n") if line.strip()]
+
+    def read(self) -> list[Event]:
+        """New complete events."""
+        return [event for event in map(parse_event, self.lines()) if event is not None]
+
+
+def parse_event(line: bytes) -> Event | None:
+    try:
+        return Event.from_json(line.decode("utf-8"))
+    except (ValueError, KeyError):
+        return None

@@ -92,6 +92,19 @@ def test_model_folds_a_fixed_campaign(tmp_path):
     assert len(model.candidates) == before
 
 
+def test_history_parses_only_what_the_cockpit_needs(tmp_path):
+    from afr_tui import loaders
+
+    directory = fixed_campaign(tmp_path, running=True)
+    events = RecordingLink(directory).history()
+    started = [e.data["id"] for e in events if e.type is EventType.CANDIDATE_STARTED]
+    assert started == ["c007"]  # finished candidates' start, validation and finish are superseded
+    assert [e.seq for e in events] == sorted(e.seq for e in events)
+    model = loaders.initial_model(RecordingLink(directory))
+    assert model.running == ["c007"] and model.candidates["c007"].run_dir.endswith("runs/c007")
+    assert model.done == 6 and model.candidates["c005"].status == "crash"
+
+
 def test_header_counts_llm_tokens_and_cost_of_proposals_and_literature():
     from afr_tui.widgets.header import header_text
     from engine.events import Event
