@@ -118,8 +118,10 @@ def _summary(campaign: CampaignView, facts: dict) -> str:
         )
     heldout = facts.get("heldout")
     if heldout:
+        seeds = f"{heldout['n']} seed{'s' if heldout['n'] > 1 else ''}"
+        spread = f" ± {heldout['half_width']:.4f}" if heldout["half_width"] is not None else ""
         lines.append(
-            f"- Held-out check: gain {heldout['mean']:+.4f} on the held-out subset: the gain "
+            f"- Held-out check ({seeds}): gain {heldout['mean']:+.4f}{spread} on the held-out subset: the gain "
             f"**{'survives' if heldout['survives'] else 'does not survive'}**."
         )
     else:
@@ -271,11 +273,10 @@ def _evidence(campaign: CampaignView, facts: dict) -> str:
                 )
         for comparison in comparisons(group, campaign.profile.maximize):
             d = comparison.paired.difference
-            spread = f" ± {d.half_width:.4f}" if d.n >= 2 else ""
+            spread = f" ± {d.half_width:.4f} (half-width t(0.975, n-1)·sd/√n)" if d.n >= 2 else ""
             line = (
                 f"\n{comparison.candidate} minus baseline, paired over seeds "
-                f"{','.join(map(str, comparison.paired.seeds))}: {d.mean:+.4f}{spread} (half-width "
-                f"t(0.975, n-1)·sd/√n) → **{comparison.paired.verdict}**."
+                f"{','.join(map(str, comparison.paired.seeds))}: {d.mean:+.4f}{spread} → **{comparison.paired.verdict}**."
             )
             if subset == "heldout":
                 line += f" The gain {'survives' if heldout_survives(comparison) else 'does not survive'} on held-out data."
@@ -427,6 +428,10 @@ def _next(campaign: CampaignView, facts: dict) -> str:
         steps.append(f"Check the winner on held-out data: `afr heldout {campaign.tag}`.")
     elif heldout and not heldout["survives"]:
         steps.append("The gain does not survive held-out data: the selection overfit the validation subset.")
+    elif heldout and heldout["n"] < 2:
+        steps.append(
+            f"The held-out check used one seed: repeat it over seeds (`afr heldout {campaign.tag} --seeds 42,43,44,45,46`)."
+        )
     kinds = {kind for record in campaign.kept() for kind in mechanism_kinds(record, campaign.profile)}
     if kinds <= {"scalar-only"}:
         steps.append(

@@ -242,3 +242,13 @@ def test_report_lists_the_same_budget_control(workspace):
         and f"| control-20261122 | scripted (control of {TAG}) |" in controls
     )
     assert "Run the same-budget control" not in text
+
+
+def test_a_one_seed_heldout_check_claims_no_interval(workspace):
+    assert cli(workspace, "heldout", TAG) == 0
+    assert cli(workspace, "report", TAG, "--no-commit") == 0
+    text = (open_campaign(workspace, TAG).directory / "reports" / f"{TAG}-report.md").read_text()
+    assert "- Held-out check (1 seed): gain +" in text
+    heldout = text[text.index("### Held-out subset") : text.index("## Controls")]
+    assert "half-width" not in heldout and "too few seeds" in heldout
+    assert "The held-out check used one seed" in text
