@@ -203,6 +203,7 @@ class Campaign:
         self.ledger.repair()
         self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
         self._recover_interrupted()
+        self._literature_queue = self._pending_literature()
         self.run()
 
     def run(self) -> None:
@@ -321,9 +322,20 @@ class Campaign:
             EventType.LITERATURE_FINISHED,
             worksheet=str(sheet.relative_to(self.dir)),
             selected=[s.description for s in result.proposals],
+            specs=[asdict(s) for s in result.proposals],  # a resume implements what is left
             trigger=trigger,
         )
         self._check_cost_cap()
+
+    def _pending_literature(self) -> list[CandidateSpec]:
+        """The last review's selected proposals that no candidate has taken up yet."""
+        events = self.journal.events()
+        reviews = [i for i, e in enumerate(events) if e.type is EventType.LITERATURE_FINISHED]
+        if not reviews:
+            return []
+        specs = [CandidateSpec(**spec) for spec in events[reviews[-1]].data.get("specs", [])]
+        taken = sum(1 for e in events[reviews[-1] + 1 :] if e.type is EventType.CANDIDATE_PROPOSED)
+        return specs[taken:]
 
     def _next_spec(self) -> CandidateSpec:
         queue = getattr(self, "_literature_queue", [])

@@ -175,3 +175,25 @@ def test_placeholder_queries_find_nothing_and_are_refused():
         "client drift",
         "server momentum",
     ]
+
+
+def test_a_resume_right_after_a_review_implements_its_selection(workspace):
+    from engine.events import Command, CommandType
+
+    profile = load_profile(workspace, "fed_heart_disease")
+    options = CampaignOptions(max_candidates=4, parallel=2)
+    campaign = Campaign(workspace, profile, TAG, options, ScriptedProposer(), FakeRunner())
+    campaign.literature_requested = True
+
+    def stop_after_the_review(event):
+        if event.type is EventType.LITERATURE_FINISHED:
+            campaign.command(Command(CommandType.STOP))
+
+    campaign.subscribe(stop_after_the_review)
+    campaign.start()
+    assert [r.status for r in campaign.ledger.rows()] == ["keep", "literature"]
+    again = Campaign(workspace, profile, TAG, options, ScriptedProposer(), FakeRunner())
+    again.resume()
+    rows = again.ledger.rows()
+    assert [r.target for r in rows[2:4]] == ["literature", "literature"]
+    assert all("[src: arXiv:" in r.description for r in rows[2:4])
