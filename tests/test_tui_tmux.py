@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 
+import psutil
 import pytest
 
 from engine.control import engine_alive, engine_status
@@ -58,6 +59,13 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
@@ -106,12 +114,12 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         attach.keys("q")
         attach.wait_for("AFR-EXITED 0")
         deadline = time.monotonic() + 30
-        while engine_alive(directory) and time.monotonic() < deadline:
+        while running(pid) and time.monotonic() < deadline:
             time.sleep(0.3)
-        assert not engine_alive(directory)
+        assert not running(pid) and not engine_alive(directory)  # the engine process itself has ended
     finally:
         run.close()
         if attach:
             attach.close()
-        if pid and engine_alive(directory):
+        if pid and running(pid):
             os.kill(pid, 9)
