@@ -427,7 +427,10 @@ def _next(campaign: CampaignView, facts: dict) -> str:
     if campaign.profile.heldout and not heldout:
         steps.append(f"Check the winner on held-out data: `afr heldout {campaign.tag}`.")
     elif heldout and not heldout["survives"]:
-        steps.append("The gain does not survive held-out data: the selection overfit the validation subset.")
+        steps.append(
+            "The gain does not survive on held-out data: do not claim it (a win that held only at the "
+            "campaign's seed came from the seed, one that failed at that seed from overfitting the validation subset)."
+        )
     elif heldout and heldout["n"] < 2:
         steps.append(
             f"The held-out check used one seed: repeat it over seeds (`afr heldout {campaign.tag} --seeds 42,43,44,45,46`)."
