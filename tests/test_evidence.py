@@ -208,3 +208,16 @@ def test_ctrl_c_records_nothing_for_the_interrupted_run(workspace, monkeypatch, 
     monkeypatch.setattr(evidence, "RUNNER", SeededRunner())
     assert run_cli(workspace, "repeat", "--seeds", "42,43,44") == 0
     assert len(evidence.open_campaign(workspace, TAG).evidence.rows()) == 6
+
+
+def test_parallel_width_and_gpu_pinning_apply_to_evidence_runs(workspace):
+    import time
+
+    runner = SeededRunner(delay=0.3)
+    campaign = evidence.open_campaign(workspace, TAG)
+    jobs = evidence.repeat_jobs(campaign, 1, [42, 43])
+    started = time.monotonic()
+    rows = evidence.run_jobs(campaign, jobs, runner, parallel=2, gpus=["0", "1"], report=lambda line: None)
+    assert len(rows) == 4 and all(r.status == "ok" for r in rows)
+    assert time.monotonic() - started < 4 * 0.3  # two at a time
+    assert sorted(c["gpu"] for c in runner.calls) == ["0", "0", "1", "1"]
