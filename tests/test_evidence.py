@@ -215,7 +215,7 @@ def test_parallel_width_and_gpu_pinning_apply_to_evidence_runs(workspace):
 
     class Counting(SeededRunner):
         def __init__(self):
-            super().__init__(delay=0.3)
+            super().__init__(delay=1.0)  # long enough to overlap even when git is slow
             self.lock, self.running, self.most = threading.Lock(), 0, 0
 
         def __call__(self, *args, **options):
