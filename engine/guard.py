@@ -182,6 +182,27 @@ def check_integrity(worktree: Path, profile: Profile, expected: dict[str, str]) 
     return "ok"
 
 
+# The engine alone chooses which part of each client's evaluation split is scored (the
+# protected tasks/shared/holdout.py reads these from the job's environment); an edited
+# file that names them could score on, or train on, the held-out rows.
+EVALUATION_NAMES = ("AFR_EVAL_SUBSET", "AFR_HELDOUT_FRACTION", "AFR_HELDOUT_SEED", "holdout")
+
+
+def evaluation_tampering(worktree: Path, changes: list[tuple[str, str]]) -> list[str]:
+    problems = []
+    for _, path in changes:
+        file = worktree / path
+        if not path.endswith(".py") or not file.is_file() or file.is_symlink():
+            continue
+        text = file.read_text(encoding="utf-8", errors="replace")
+        named = [name for name in EVALUATION_NAMES if name in text]
+        if named:
+            problems.append(
+                f"{path} names {named[0]}: only the engine chooses the evaluation subset (held-out split)"
+            )
+    return problems
+
+
 def validate(
     worktree: Path,
     changes: list[tuple[str, str]],
@@ -205,6 +226,7 @@ def validate(
         if client.is_file()
         else [f"{profile.task_dir}/client.py is missing"]
     )
+    contract = contract or evaluation_tampering(worktree, changes)
     verdict.checks["contract"] = contract[0] if contract else "ok"
     verdict.checks["compile"] = check_compiles(worktree, changes)
     arch = str(args.get("model_arch", profile.baseline.get("model_arch", "")))

@@ -302,6 +302,13 @@ CODE_BREAKS = [
         "no load_state_dict(..., strict=True)",
     ),
     (
+        "held-out tampering",
+        "client",
+        "import argparse\n",
+        'import argparse\nimport os\n\nos.environ["AFR_EVAL_SUBSET"] = "full"\n',
+        "client.py names AFR_EVAL_SUBSET: only the engine chooses the evaluation subset",
+    ),
+    (
         "over-cap architecture",
         "tasks/fed_heart_disease/model.py",
         '"mlp32": lambda: _mlp(32)',
