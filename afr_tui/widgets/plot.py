@@ -39,6 +39,9 @@ def thin(points: list[tuple[int, float | None, str]]) -> list[tuple[int, float |
     return sorted(kept + others[::step])
 
 
+MIN_SPAN = 0.02  # the smallest score range the y axis shows
+
+
 class ProgressPlot(PlotextPlot):
     DEFAULT_CSS = """
     ProgressPlot { height: 1fr; min-height: 8; }
@@ -70,5 +73,9 @@ class ProgressPlot(PlotextPlot):
             plt.hline(model.baseline, "blue")
         for x in model.literature_marks:
             plt.vline(x, "magenta")
+        high = max(p[1] for p in scored)
+        if high - low < MIN_SPAN:  # one score (or all equal): plotext would label 1e-9 steps
+            middle = (high + low) / 2
+            plt.ylim(middle - MIN_SPAN / 2, middle + MIN_SPAN / 2)
         plt.xlabel("candidate")
         self.refresh()
