@@ -135,7 +135,12 @@ class CockpitModel:
         if not self.created or not self.done or self.ended:
             return None
         elapsed = now - self.created
-        left = max(0, self.cap - self.done) * elapsed / self.done
+        # From the candidates' own run times, not the wall clock since creation: a campaign
+        # resumed after a day of downtime is not a day per candidate.
+        runtimes = [c.runtime for c in self.candidates.values() if c.runtime]
+        width = max(1, int(self.options.get("parallel") or 1))
+        per = sum(runtimes) / len(runtimes) / width if runtimes else elapsed / self.done
+        left = max(0, self.cap - self.done) * per
         hours = self.options.get("max_hours")
         if hours:
             left = min(left, max(0.0, hours * 3600 - elapsed))

@@ -478,3 +478,16 @@ def test_nvml_panel_names_the_campaigns_processes(monkeypatch):
     assert [pid for pid, _, _ in gpu.processes] == [ours]  # another user's job is not the campaign's
     text = SystemPanel().render_sample(sample).plain
     assert "GPU0 NVIDIA H100 80GB HBM3" in text and "util  87%" in text and f"pid {ours}" in text
+
+
+def test_eta_comes_from_candidate_run_times_not_downtime():
+    from afr_tui.model import CandidateView
+
+    model = CockpitModel()
+    now = 1_800_000_000.0
+    model.load_meta({"tag": TAG, "options": {"max_candidates": 10, "parallel": 2}, "created": now - 86_400})
+    for number in (1, 2):
+        cid = f"c{number:03d}"
+        model.candidates[cid] = CandidateView(cid, number, status="discard", runtime=60.0)
+        model.points.append((number, 0.7, "discard"))
+    assert model.eta_seconds(now) == pytest.approx(8 * 60.0 / 2)  # not 8 x half a day
