@@ -348,6 +348,9 @@ class CockpitApp(Controls, App[str | None]):
         top = self.screen
         if isinstance(top, ApprovalModal) and top.cid not in self.model.awaiting:
             top.dismiss(None)
+            # The next candidate may already wait (same batch of events): look again once the
+            # modal is gone, or its modal would only open on the next awaiting event.
+            self.call_after_refresh(self._sync_approval)
             return
         if any(isinstance(screen, ApprovalModal) for screen in self.screen_stack):
             return
