@@ -8,13 +8,11 @@ engine process and never starts a job (every candidate waits for approval).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
-from tui_helpers import settle
+from tui_helpers import afr, settle, start_detached
 
 from afr_tui.app import CockpitApp
 from afr_tui.link import AttachedLink, LocalLink
@@ -131,17 +129,6 @@ async def test_every_control_on_a_real_campaign(workspace):
     }
 
 
-def afr(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -154,20 +141,7 @@ def gone(pid: int) -> bool:
 
 async def test_quit_leaving_it_running_and_two_cockpits(workspace):
     tag = "tui-detach-20261122"
-    started = afr(
-        "run",
-        "--detach",
-        "--smoke",
-        "--approval",
-        "manual",
-        "--max-candidates",
-        "1",
-        "--tag",
-        tag,
-        cwd=workspace,
-    )
-    assert started.returncode == 0, started.stderr
-    directory = workspace / ".afr" / "campaigns" / tag
+    directory = start_detached(workspace, tag)
     pid = engine_status(directory)["pid"]
     try:
         first = CockpitApp(AttachedLink(directory), sample_seconds=1.0)
@@ -211,20 +185,7 @@ async def test_quit_leaving_it_running_and_two_cockpits(workspace):
 
 async def test_a_dead_engine_is_reported_and_attach_refuses(workspace):
     tag = "tui-dead-20261122"
-    started = afr(
-        "run",
-        "--detach",
-        "--smoke",
-        "--approval",
-        "manual",
-        "--max-candidates",
-        "1",
-        "--tag",
-        tag,
-        cwd=workspace,
-    )
-    assert started.returncode == 0, started.stderr
-    directory = workspace / ".afr" / "campaigns" / tag
+    directory = start_detached(workspace, tag)
     pid = engine_status(directory)["pid"]
     app = CockpitApp(AttachedLink(directory), sample_seconds=1.0)
     notices = []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeRunner
 from rich.console import Console
-from tui_helpers import TAG, RecordingLink, fixed_app, fixed_campaign, loaded, settle
+from tui_helpers import TAG, RecordingLink, afr, fixed_app, fixed_campaign, loaded, settle
 
 from afr_tui.app import CockpitApp
 from afr_tui.controls import CONTROLS
@@ -358,17 +358,6 @@ async def test_manual_approval_on_the_fake_runner(workspace):
 
 
 # -- the command line -----------------------------------------------------------------------------
-
-
-def afr(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_attach_errors_are_one_line(workspace):

@@ -4,6 +4,8 @@ commands, a fixed clock and system sample, and waiting helpers for Pilot."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -245,3 +247,33 @@ async def loaded(pilot) -> None:
     )
     await settle(pilot, lambda: bool(app.query_one("#system").history), what="a system sample")
     await pilot.pause(0.6)  # the plot redraws on its half-second timer
+
+
+def afr(*args, cwd, timeout: float = 180):
+    """The ``afr`` command in a subprocess, as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_detached(workspace: Path, tag: str) -> Path:
+    """``afr run --detach`` of a one-candidate, manual-approval smoke campaign; its directory."""
+    started = afr(
+        "run",
+        "--detach",
+        "--smoke",
+        "--approval",
+        "manual",
+        "--max-candidates",
+        "1",
+        "--tag",
+        tag,
+        cwd=workspace,
+    )
+    assert started.returncode == 0, started.stderr
+    return workspace / ".afr" / "campaigns" / tag
