@@ -107,6 +107,7 @@ class Campaign:
         self._cond = threading.Condition()
         self._started = time.time()
         self._last_literature: float | None = None  # when the last literature cycle ended
+        self._literature_queue: list[CandidateSpec] = []  # selected proposals not yet proposed
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -338,7 +339,7 @@ class Campaign:
         return specs[taken:]
 
     def _next_spec(self) -> CandidateSpec:
-        queue = getattr(self, "_literature_queue", [])
+        queue = self._literature_queue
         if not queue:
             return self.proposer.propose(self._context())
         selected = queue.pop(0)

@@ -106,6 +106,7 @@ def symptoms(rows: list[ResultRow], records: list[dict], maximize: bool, trigger
 @dataclass(frozen=True)
 class Mechanism:
     key: str
+    name: str  # how a worksheet names it
     title: str
     source: str  # arXiv id
     summary: str
@@ -116,6 +117,7 @@ class Mechanism:
 BIBLIOGRAPHY = (
     Mechanism(
         "fedprox",
+        "FedProx",
         "Federated Optimization in Heterogeneous Networks (FedProx)",
         "arXiv:1812.06127",
         "A proximal term (mu/2)||w - w_global||^2 keeps local models near the global one under "
@@ -125,6 +127,7 @@ BIBLIOGRAPHY = (
     ),
     Mechanism(
         "fedavgm",
+        "FedAvgM",
         "Measuring the Effects of Non-Identical Data Distribution (FedAvgM)",
         "arXiv:1909.06335",
         "Server momentum on the averaged update smooths noisy rounds under non-IID data.",
@@ -133,6 +136,7 @@ BIBLIOGRAPHY = (
     ),
     Mechanism(
         "fedadam",
+        "FedAdam",
         "Adaptive Federated Optimization (FedOpt / FedAdam)",
         "arXiv:2003.00295",
         "An adaptive server optimiser (Adam) on the pseudo-gradient; per-coordinate step sizes help "
@@ -142,6 +146,7 @@ BIBLIOGRAPHY = (
     ),
     Mechanism(
         "scaffold",
+        "SCAFFOLD",
         "SCAFFOLD: Stochastic Controlled Averaging",
         "arXiv:1910.06378",
         "Control variates correct client drift caused by heterogeneous local objectives.",
@@ -150,6 +155,7 @@ BIBLIOGRAPHY = (
     ),
     Mechanism(
         "median",
+        "coordinate-wise median",
         "Byzantine-Robust Distributed Learning (coordinate-wise median)",
         "arXiv:1803.01498",
         "The coordinate-wise median of client updates resists outlying clients.",
@@ -158,6 +164,7 @@ BIBLIOGRAPHY = (
     ),
     Mechanism(
         "trimmed_mean",
+        "trimmed mean",
         "Byzantine-Robust Distributed Learning (trimmed mean)",
         "arXiv:1803.01498",
         "Averaging after trimming extreme coordinates; with few clients the median is its limit.",

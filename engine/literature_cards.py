@@ -119,17 +119,11 @@ def parse_proposal(raw: object) -> ProposalCard:
     args = raw.get("args") or {}
     if not isinstance(args, dict):
         raise CardError(f"{mechanism}: args must be an object of mutable-arg overrides")
-    texts = {key: str(raw.get(key, "") or "")[:500] for key in TEXT_KEYS}
-    if not texts["runtime_note"] and isinstance(raw.get("runtime"), str):
-        texts["runtime_note"] = raw["runtime"][:500]
-    return ProposalCard(
-        mechanism[:120],
-        [s.strip()[:120] for s in sources][:5],
-        texts.pop("change") or mechanism,
-        clean,
-        args,
-        **{**texts, "implementation_surface": texts["implementation_surface"] or "args"},
-    )
+    text = {key: str(raw.get(key) or "")[:500] for key in TEXT_KEYS}
+    text["change"] = text["change"] or mechanism
+    text["implementation_surface"] = text["implementation_surface"] or "args"
+    sources = [source.strip()[:120] for source in sources][:5]
+    return ProposalCard(mechanism[:120], sources, scores=clean, args=args, **text)
 
 
 def parse_cards(text: str) -> tuple[list[ChallengeCard], list[ProposalCard], list[str]]:

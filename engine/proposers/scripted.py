@@ -141,7 +141,7 @@ class ScriptedProposer:
             novel = 2 if tried else 5
             proposals.append(
                 ProposalCard(
-                    entry.title.split("(")[-1].rstrip(")") if "(" in entry.title else entry.key,
+                    entry.name,
                     [entry.source],
                     entry.summary,
                     {
