@@ -87,10 +87,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
         f"(validation subset; {len(jobs)} runs)",
         flush=True,
     )
-    started = time.monotonic()
-    _run(campaign, jobs, args.parallel)
-    _print_evidence(campaign, jobs, "validation")
-    print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")
+    _run(campaign, jobs, args.parallel, "validation")
     return 0
 
 
@@ -106,18 +103,21 @@ def cmd_heldout(args: argparse.Namespace) -> int:
         f"on the held-out {share:.0%} of each client's evaluation split, seeds {','.join(map(str, seeds))}",
         flush=True,
     )
-    started = time.monotonic()
-    _run(campaign, jobs, args.parallel)
-    _print_evidence(campaign, jobs, "heldout")
-    print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")
+    _run(campaign, jobs, args.parallel, "heldout")
     return 0
 
 
-def _run(campaign: evidence.CampaignView, jobs: list[evidence.Job], parallel: int | None) -> None:
+def _run(
+    campaign: evidence.CampaignView, jobs: list[evidence.Job], parallel: int | None, subset: str
+) -> None:
+    """Run the jobs (the campaign's parallel width unless given), then print their statistics."""
+    started = time.monotonic()
     width = parallel or int(campaign.options.get("parallel", 1) or 1)
     evidence.run_jobs(
         campaign, jobs, evidence.RUNNER, width, _gpus(), report=lambda line: print(f"  {line}", flush=True)
     )
+    _print_evidence(campaign, jobs, subset)
+    print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")
 
 
 def _print_evidence(campaign: evidence.CampaignView, jobs: list[evidence.Job], subset: str) -> None:
