@@ -79,11 +79,9 @@ def evaluation_environment(profile: Profile, subset: str) -> dict[str, str]:
     """
     if subset not in EVALUATION_SUBSETS:
         raise ValueError(f"evaluation subset {subset!r} is not one of {', '.join(EVALUATION_SUBSETS)}")
-    if profile.heldout is None:
-        if subset == "heldout":
-            raise ValueError(f"profile {profile.name} declares no [heldout] subset")
-        return {"AFR_EVAL_SUBSET": "full"}
-    if subset == "full":
+    if profile.heldout is None and subset == "heldout":
+        raise ValueError(f"profile {profile.name} declares no [heldout] subset")
+    if profile.heldout is None or subset == "full":
         return {"AFR_EVAL_SUBSET": "full"}
     return {
         "AFR_EVAL_SUBSET": subset,
