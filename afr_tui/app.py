@@ -41,9 +41,9 @@ from afr_tui.widgets.logpane import LogPane
 from afr_tui.widgets.plot import ProgressPlot
 from afr_tui.widgets.system_panel import SystemPanel
 from afr_tui.widgets.table import CandidateTable
-from engine.control import LOG_NAME
-from engine.events import Command, CommandType
-from engine.telemetry import SystemSampler
+from engine.control.events import Command, CommandType
+from engine.control.server import LOG_NAME
+from engine.control.telemetry import SystemSampler
 
 COMPACT_WIDTH, COMPACT_HEIGHT = 100, 30
 DETAIL_CACHE = 200

@@ -17,7 +17,7 @@ from afr_tui.link import LinkError
 from afr_tui.messages import CommandFailed
 from afr_tui.screens import ChoiceModal, HelpScreen, TextPrompt
 from afr_tui.widgets.table import CandidateTable
-from engine.events import Command, CommandType
+from engine.control.events import Command, CommandType
 
 PANES = ("detail", "log", "plot", "system")
 # (key, action, footer label, help text, shown in the footer): the controls, with stable ids.

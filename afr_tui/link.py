@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 
-from engine.control import ControlError, JournalFollower, engine_status, parse_event, send_command
-from engine.events import Command, Event, EventType
+from engine.control.events import Command, Event, EventType
+from engine.control.server import ControlError, JournalFollower, engine_status, parse_event, send_command
 
 _LOG_MARK = b'"type": "candidate_log"'
 _DEFERRED_MARKS = tuple(

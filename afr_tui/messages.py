@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.message import Message
 
 from afr_tui.model import CockpitModel
-from engine.events import Event
-from engine.telemetry import Sample
+from engine.control.events import Event
+from engine.control.telemetry import Sample
 
 
 class ModelLoaded(Message):

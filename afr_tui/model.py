@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.events import Event
+from engine.control.events import Event
 
 STATUS_STYLE = {
     "keep": "bold green",

@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.profile import load_profile  # noqa: E402
-from engine.resources import bundle_root  # noqa: E402
-from engine.runner import run_job  # noqa: E402
+from engine.run.runner import run_job  # noqa: E402
+from engine.store.bundle import bundle_root  # noqa: E402
 
 TARGETS = {"fed_heart_disease": 66.0}  # seconds per candidate on a 2-core CPU
 

@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.events import EventType  # noqa: E402
-from engine.journal import Journal  # noqa: E402
-from engine.ledger import Ledger  # noqa: E402
+from engine.control.events import EventType  # noqa: E402
+from engine.store.journal import Journal  # noqa: E402
+from engine.store.ledger import Ledger  # noqa: E402
 
 
 def fresh_campaign(scratch: Path) -> Path:
     workspace = scratch / "ws"
-    afr = [sys.executable, "-m", "engine.cli"]
+    afr = [sys.executable, "-m", "afr.cli"]
     subprocess.run([*afr, "init", str(workspace)], check=True, capture_output=True)
     subprocess.run(
         [

@@ -33,8 +33,8 @@ TAG = "bench-20261122"
 def build(base: Path, rows: int) -> Path:
     """A campaign directory whose ledger and journal hold ``rows`` reviewed candidates (nine
     events each, four of them log lines, as a smoke-budget run journals them)."""
-    from engine.events import Event, EventType
-    from engine.ledger import RESULTS_HEADER
+    from engine.control.events import Event, EventType
+    from engine.store.ledger import RESULTS_HEADER
 
     directory = base / "ws" / ".afr" / "campaigns" / TAG
     directory.mkdir(parents=True)
@@ -146,7 +146,7 @@ def measure(directory: Path, events: int, idle: float) -> None:
 
     from afr_tui.app import CockpitApp
     from afr_tui.link import AttachedLink
-    from engine.journal import Journal
+    from engine.store.journal import Journal
 
     imported = time.perf_counter()
     app = CockpitApp(AttachedLink(directory))
@@ -242,9 +242,9 @@ def main() -> int:
     if args.measure:
         measure(args.measure, args.events, args.idle)
         return 0
-    from engine.control import CommandServer
-    from engine.events import EventType
-    from engine.journal import Journal
+    from engine.control.events import EventType
+    from engine.control.server import CommandServer
+    from engine.store.journal import Journal
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.resources import bundle_root, import_root
+from engine.store.bundle import bundle_root, import_root
 
 ROOT = Path(__file__).resolve().parents[1]
 

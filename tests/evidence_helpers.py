@@ -6,10 +6,10 @@ from pathlib import Path
 
 from fakes import FakeRunner
 
-from engine.campaign import Campaign, CampaignOptions
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignOptions
 from engine.profile import load_profile
-from engine.proposers.scripted import ScriptedProposer
-from engine.runner import RunResult
+from engine.run.runner import RunResult
 
 TAG = "evidence-20261122"
 

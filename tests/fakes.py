@@ -2,7 +2,7 @@
 
 It scores a candidate by a smooth function of its args (higher lr helps, up to a point;
 FedAdam helps a little) and never starts a process. Tests of the real job path use
-``engine.runner.run_job``; see test_campaign_nvflare.py.
+``engine.run.runner.run_job``; see test_campaign_nvflare.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.runner import RunResult
+from engine.run.runner import RunResult
 
 
 class FakeRunner:

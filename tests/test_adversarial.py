@@ -8,12 +8,12 @@ the workspace keep their hashes. It prints its figure.
 
 from __future__ import annotations
 
-from engine.campaign import Campaign, CampaignOptions
-from engine.guard import protected_hashes
+from engine.agent.base import CandidateSpec
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.guard.validate import protected_hashes
 from engine.profile import load_profile
-from engine.proposers.base import CandidateSpec
-from engine.proposers.scripted import ScriptedProposer
-from engine.workspace import init_workspace
+from engine.store.workspace import init_workspace
 
 CLIENT = "tasks/fed_heart_disease/client.py"
 MODEL = "tasks/fed_heart_disease/model.py"

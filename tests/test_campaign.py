@@ -13,13 +13,13 @@ import git
 import pytest
 from fakes import FakeRunner
 
-from engine.campaign import Campaign, CampaignError, CampaignOptions
-from engine.events import Command, CommandType, EventType
-from engine.ledger import Ledger
+from engine.agent.base import CandidateSpec
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignError, CampaignOptions
+from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
-from engine.proposers.base import CandidateSpec
-from engine.proposers.scripted import ScriptedProposer
-from engine.workspace import init_workspace
+from engine.store.ledger import Ledger
+from engine.store.workspace import init_workspace
 
 TAG = "test-20261122"
 
@@ -343,8 +343,8 @@ def test_code_that_breaks_the_contract_is_rejected(workspace, what, path, old, n
 
 
 def test_symlink_and_changed_protected_file_fail_the_guard(workspace):
-    from engine.guard import protected_hashes, validate
-    from engine.workspace import CampaignRepo, changed_paths
+    from engine.guard.validate import protected_hashes, validate
+    from engine.store.workspace import CampaignRepo, changed_paths
 
     profile = load_profile(workspace, "fed_heart_disease")
     hashes = protected_hashes(workspace, profile)

@@ -14,9 +14,9 @@ import git
 import psutil
 import pytest
 
-from engine.events import Event, EventType
-from engine.ledger import Ledger
-from engine.runner import processes_of_run
+from engine.control.events import Event, EventType
+from engine.run.runner import processes_of_run
+from engine.store.ledger import Ledger
 
 pytestmark = pytest.mark.nvflare
 TAG = "heart-smoke-20261122"
@@ -39,7 +39,7 @@ def smoke_run(candidates: int) -> list[str]:
 
 def afr(*args, cwd, timeout=900):
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "afr.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -85,7 +85,7 @@ def test_headless_campaign_keeps_history_and_shows_diffs(workspace):
 
 def test_kill_9_then_resume_records_the_interrupted_candidate_and_continues(workspace):
     engine = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *smoke_run(3)],
+        [sys.executable, "-m", "afr.cli", *smoke_run(3)],
         cwd=workspace,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -127,7 +127,7 @@ def test_kill_9_then_resume_records_the_interrupted_candidate_and_continues(work
 
 def test_ctrl_c_stops_after_the_running_candidate(workspace):
     engine = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *smoke_run(5)],
+        [sys.executable, "-m", "afr.cli", *smoke_run(5)],
         cwd=workspace,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -14,7 +14,7 @@ from engine import __version__
 
 def afr(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-m", "afr.cli", *args], cwd=cwd, capture_output=True, text=True
     )
 
 
@@ -114,7 +114,8 @@ def test_wheel_carries_the_workspace_template(root, tmp_path):
     wheel = next(iter(WheelBuilder(str(root)).build(directory=str(tmp_path), versions=["standard"])))
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
-        "engine/cli.py",
+        "afr/cli.py",
+        "engine/campaign/loop.py",
         "afr_tui/__init__.py",
         "engine/_bundled/program.md",
         "engine/_bundled/profiles/fed_heart_disease.toml",
@@ -127,7 +128,7 @@ def test_wheel_carries_the_workspace_template(root, tmp_path):
         assert expected in names, expected
     assert not any("__pycache__" in name for name in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "afr = engine.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "afr = afr.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_validate_reports_each_check_and_refuses_a_protected_edit(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract import check_client_source
+from engine.guard.contract import check_client_source
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from evidence_helpers import TAG, SeededRunner, finished_campaign
 
-from engine import evidence
-from engine.cli import main
-from engine.stats import summarize
-from engine.workspace import init_workspace
+from afr.cli import main
+from engine.evidence import runs as evidence
+from engine.evidence.stats import summarize
+from engine.store.workspace import init_workspace
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_compare_puts_campaigns_side_by_side(workspace, runner, capsys):
 
 
 def test_run_match_takes_the_campaigns_profile_cap_and_budget(workspace, monkeypatch, capsys):
-    from engine import campaign as campaign_module
+    from engine.campaign import loop as campaign_module
 
     started = {}
 
@@ -164,7 +164,7 @@ def test_run_match_takes_the_campaigns_profile_cap_and_budget(workspace, monkeyp
         started.update(options=campaign.options, profile=campaign.profile.name, tag=campaign.tag)
         return 0
 
-    monkeypatch.setattr("engine.cli._drive", fake_drive)
+    monkeypatch.setattr("afr.cli._drive", fake_drive)
     assert campaign_module.CampaignOptions(match="x").match == "x"
     tag = "control-20261122"
     assert run_cli(workspace, "run", "--match", TAG, "--tag", tag, "--max-candidates", "99") == 0

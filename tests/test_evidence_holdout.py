@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.profile import load_profile
-from engine.runner import evaluation_environment
+from engine.run.runner import evaluation_environment
 from tasks.shared import holdout
 
 ROOT = Path(__file__).resolve().parents[1]

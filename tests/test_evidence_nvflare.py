@@ -7,10 +7,10 @@ import re
 import pytest
 from evidence_helpers import TAG, finished_campaign
 
-from engine.cli import main
-from engine.evidence import open_campaign
-from engine.runner import evaluation_environment
-from engine.workspace import init_workspace
+from afr.cli import main
+from engine.evidence.runs import open_campaign
+from engine.run.runner import evaluation_environment
+from engine.store.workspace import init_workspace
 
 pytestmark = pytest.mark.nvflare
 

@@ -1,4 +1,4 @@
-"""engine.stats against scipy: t quantiles, t-intervals, paired differences, verdicts."""
+"""engine.evidence.stats against scipy: t quantiles, t-intervals, paired differences, verdicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine import stats
+from engine.evidence import stats
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from engine.ledger import RESULTS_HEADER, Ledger, LedgerError, ResultRow
+from engine.store.ledger import RESULTS_HEADER, Ledger, LedgerError, ResultRow
 
 
 def row(i: int, status: str = "discard", score: float | None = 0.5) -> ResultRow:

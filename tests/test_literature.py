@@ -5,14 +5,21 @@ from __future__ import annotations
 import pytest
 from fakes import FakeRunner
 
-from engine.campaign import Campaign, CampaignOptions
-from engine.events import EventType
-from engine.literature import crash_signature, shared_crash_cause
-from engine.literature_cards import CardError, Draft, ProposalCard, conclude, parse_cards, parse_proposal
+from engine.agent.base import ProposalContext
+from engine.agent.literature import crash_signature, shared_crash_cause
+from engine.agent.literature_cards import (
+    CardError,
+    Draft,
+    ProposalCard,
+    conclude,
+    parse_cards,
+    parse_proposal,
+)
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.control.events import EventType
 from engine.profile import load_profile
-from engine.proposers.base import ProposalContext
-from engine.proposers.scripted import ScriptedProposer
-from engine.workspace import init_workspace
+from engine.store.workspace import init_workspace
 
 TAG = "lit-20261122"
 SCORES = {
@@ -165,8 +172,8 @@ def test_repeated_crashes_with_one_cause_start_a_literature_cycle(workspace):
 
 
 def test_placeholder_queries_find_nothing_and_are_refused():
-    from engine.literature import search
-    from engine.proposers.llm import parse_queries
+    from engine.agent.literature import search
+    from engine.agent.llm import parse_queries
 
     assert search("...") == [] and [m.key for m in search("server momentum")][0] == "fedavgm"
     with pytest.raises(CardError, match="placeholders"):
@@ -178,7 +185,7 @@ def test_placeholder_queries_find_nothing_and_are_refused():
 
 
 def test_a_resume_right_after_a_review_implements_its_selection(workspace):
-    from engine.events import Command, CommandType
+    from engine.control.events import Command, CommandType
 
     profile = load_profile(workspace, "fed_heart_disease")
     options = CampaignOptions(max_candidates=4, parallel=2)

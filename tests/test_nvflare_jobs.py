@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from engine.profile import load_profile
-from engine.runner import evaluation_environment, run_job
+from engine.run.runner import evaluation_environment, run_job
 
 pytestmark = pytest.mark.nvflare
 

@@ -82,7 +82,7 @@ def test_cli_reports_malformed_profile_in_one_line_and_exit_2(root, tmp_path):
         )
     )
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "data", str(bad)], cwd=root, capture_output=True, text=True
+        [sys.executable, "-m", "afr.cli", "data", str(bad)], cwd=root, capture_output=True, text=True
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()

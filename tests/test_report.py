@@ -10,16 +10,16 @@ import pytest
 from evidence_helpers import SeededRunner
 from fakes import FakeRunner
 
-from engine import evidence
-from engine.campaign import Campaign, CampaignOptions
-from engine.cli import main
-from engine.events import Command, CommandType
-from engine.evidence import open_campaign
-from engine.ledger import Ledger
+from afr.cli import main
+from engine.agent.base import CandidateSpec
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.control.events import Command, CommandType
+from engine.evidence import runs as evidence
+from engine.evidence.runs import open_campaign
 from engine.profile import load_profile
-from engine.proposers.base import CandidateSpec
-from engine.proposers.scripted import ScriptedProposer
-from engine.workspace import init_workspace
+from engine.store.ledger import Ledger
+from engine.store.workspace import init_workspace
 
 scipy_stats = pytest.importorskip("scipy.stats")
 TAG = "report-20261122"
@@ -189,7 +189,7 @@ def test_report_before_any_evidence_says_what_to_run(workspace, capsys):
 
 
 def test_integrity_catches_a_changed_protected_file(workspace):
-    from engine.report import verify_integrity
+    from engine.evidence.report import verify_integrity
 
     campaign = open_campaign(workspace, TAG)
     assert verify_integrity(campaign) == (7, [])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.ledger import ResultRow
-from engine.literature import search, watchdog
-from engine.review import review_batch
+from engine.agent.literature import search, watchdog
+from engine.campaign.review import review_batch
+from engine.store.ledger import ResultRow
 
 
 def r(score, status="discard"):

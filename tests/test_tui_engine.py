@@ -17,14 +17,14 @@ from tui_helpers import afr, settle, start_detached
 from afr_tui.app import CockpitApp
 from afr_tui.link import AttachedLink, LocalLink
 from afr_tui.screens import ApprovalModal, ChoiceModal, TextPrompt
-from engine.campaign import Campaign, CampaignOptions
-from engine.control import engine_alive, engine_status
-from engine.events import Command, CommandType, EventType
-from engine.journal import Journal
-from engine.ledger import Ledger
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.control.events import Command, CommandType, EventType
+from engine.control.server import engine_alive, engine_status
 from engine.profile import load_profile
-from engine.proposers.scripted import ScriptedProposer
-from engine.workspace import init_workspace
+from engine.store.journal import Journal
+from engine.store.ledger import Ledger
+from engine.store.workspace import init_workspace
 
 RUN_SECONDS = 600  # a smoke job takes 20-40 s alone; a stalled one is retried after 240 s of silence
 

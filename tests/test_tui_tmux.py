@@ -17,8 +17,8 @@ import uuid
 import psutil
 import pytest
 
-from engine.control import engine_alive, engine_status
-from engine.ledger import Ledger
+from engine.control.server import engine_alive, engine_status
+from engine.store.ledger import Ledger
 
 pytestmark = [
     pytest.mark.nvflare,
@@ -69,9 +69,9 @@ def running(pid: int) -> bool:
 
 
 def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
-    afr = f"{shlex.quote(sys.executable)} -m engine.cli"
+    afr = f"{shlex.quote(sys.executable)} -m afr.cli"
     init = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "init", str(tmp_path / "ws")],
+        [sys.executable, "-m", "afr.cli", "init", str(tmp_path / "ws")],
         capture_output=True,
         text=True,
         timeout=120,

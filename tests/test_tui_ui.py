@@ -25,14 +25,14 @@ from afr_tui.model import CockpitModel
 from afr_tui.screens import ApprovalModal, ChoiceModal, HelpScreen, TextPrompt
 from afr_tui.widgets.plot import running_best
 from afr_tui.widgets.table import parse_filter
-from engine.campaign import Campaign, CampaignOptions
-from engine.control import CommandServer, ControlError, JournalFollower, engine_status, send_command
-from engine.events import Command, CommandType, EventType
-from engine.journal import Journal
-from engine.ledger import Ledger
+from engine.agent.scripted import ScriptedProposer
+from engine.campaign.loop import Campaign, CampaignOptions
+from engine.control.events import Command, CommandType, EventType
+from engine.control.server import CommandServer, ControlError, JournalFollower, engine_status, send_command
 from engine.profile import load_profile
-from engine.proposers.scripted import ScriptedProposer
-from engine.workspace import init_workspace
+from engine.store.journal import Journal
+from engine.store.ledger import Ledger
+from engine.store.workspace import init_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,7 +107,7 @@ def test_history_parses_only_what_the_cockpit_needs(tmp_path):
 
 def test_header_counts_llm_tokens_and_cost_of_proposals_and_literature():
     from afr_tui.widgets.header import header_text
-    from engine.events import Event
+    from engine.control.events import Event
 
     model = CockpitModel()
     telemetry = {
@@ -375,8 +375,8 @@ def test_engine_imports_no_textual(tmp_path):
         "import importlib, pkgutil, sys, engine\n"
         "for module in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
         "    importlib.import_module(module.name)\n"
-        "import engine.cli\n"
-        "engine.cli.build_parser()\n"
+        "import afr.cli\n"
+        "afr.cli.build_parser()\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'afr_tui')))\n"
         "print(json.dumps(bad))\n"
     )
@@ -392,7 +392,7 @@ def test_engine_imports_no_textual(tmp_path):
 
 
 async def test_diff_view_shows_a_code_change_against_its_parent(workspace):
-    from engine.proposers.base import CandidateSpec
+    from engine.agent.base import CandidateSpec
 
     client = (workspace / "tasks/fed_heart_disease/client.py").read_text()
     edited = client.replace(
@@ -436,7 +436,7 @@ def test_nvml_panel_names_the_campaigns_processes(monkeypatch):
     import types
 
     from afr_tui.widgets.system_panel import SystemPanel
-    from engine.telemetry import SystemSampler
+    from engine.control.telemetry import SystemSampler
 
     ours, theirs = os.getpid(), 1
     fake = types.SimpleNamespace(

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from afr_tui.app import CockpitApp
 from afr_tui.link import Link
-from engine.events import Event, EventType
-from engine.ledger import Ledger, ResultRow
-from engine.telemetry import FixedSampler, GpuStat, HostStat, Sample
+from engine.control.events import Event, EventType
+from engine.control.telemetry import FixedSampler, GpuStat, HostStat, Sample
+from engine.store.ledger import Ledger, ResultRow
 
 ROOT = Path(__file__).resolve().parents[1]
 TAG = "snap-20261122"
@@ -252,7 +252,7 @@ async def loaded(pilot) -> None:
 def afr(*args, cwd, timeout: float = 180):
     """The ``afr`` command in a subprocess, as a user types it."""
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "afr.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

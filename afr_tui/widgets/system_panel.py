@@ -8,7 +8,7 @@ from collections import deque
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.telemetry import Sample
+from engine.control.telemetry import Sample
 
 HISTORY = 30
 BARS = "▁▂▃▄▅▆▇█"

@@ -16,17 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from engine.events import Command, CommandType, Event, EventType
-from engine.guard import apply_edits, check_models, model_choices, protected_hashes, validate
-from engine.journal import Journal
-from engine.ledger import LITERATURE_BUDGET, Ledger, ResultRow
-from engine.literature import CRASH_TRIGGER, shared_crash_cause, watchdog
+from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
+from engine.agent.literature import CRASH_TRIGGER, shared_crash_cause, watchdog
+from engine.campaign.records import best_summary, budget_label, candidate_record
+from engine.campaign.review import review_batch
+from engine.control.events import Command, CommandType, Event, EventType
+from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.profile import Profile
-from engine.proposers.base import CandidateSpec, ProposalContext, Proposer, ProposerError
-from engine.records import best_summary, budget_label, candidate_record
-from engine.review import review_batch
-from engine.runner import RunResult, processes_of_run, run_job
-from engine.workspace import CampaignRepo, changed_paths
+from engine.run.runner import RunResult, processes_of_run, run_job
+from engine.store.journal import Journal
+from engine.store.ledger import LITERATURE_BUDGET, Ledger, ResultRow
+from engine.store.workspace import CampaignRepo, changed_paths
 
 CHECKPOINT_EVERY = 10
 MAX_PROPOSER_FAILURES = 3

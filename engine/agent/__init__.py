@@ -1,6 +1,6 @@
 """Where candidates come from: ``scripted`` (offline scalar HPO) and ``llm`` (a LiteLLM agent)."""
 
-from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer, ProposerError
+from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer, ProposerError
 
 __all__ = [
     "CandidateSpec",
@@ -15,13 +15,13 @@ __all__ = [
 def build_proposer(options) -> Proposer:
     """The proposer a campaign's options name (``CampaignOptions``)."""
     if options.proposer == "scripted":
-        from engine.proposers.scripted import ScriptedProposer
+        from engine.agent.scripted import ScriptedProposer
 
         return ScriptedProposer()
     if options.proposer == "llm":
         if not options.model:
             raise ValueError("the llm proposer needs --model (any LiteLLM model string)")
-        from engine.proposers.llm import LLMProposer
+        from engine.agent.llm import LLMProposer
 
         return LLMProposer(
             options.model,

@@ -14,10 +14,11 @@ def bundle_root() -> Path:
     A wheel install carries them in ``engine/_bundled``; a checkout (or an editable
     install) has them beside ``engine/``.
     """
-    packaged = Path(__file__).resolve().parent / "_bundled"
+    engine_dir = Path(__file__).resolve().parents[1]
+    packaged = engine_dir / "_bundled"
     if (packaged / "profiles").is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent
+    return engine_dir.parent
 
 
 def is_workspace(path: Path) -> bool:

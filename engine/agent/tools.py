@@ -13,10 +13,10 @@ from pathlib import Path, PurePosixPath
 
 import git
 
-from engine.guard import content_problem, path_problem, validate
-from engine.literature import search
+from engine.agent.base import CandidateSpec, ProposalContext
+from engine.agent.literature import search
+from engine.guard.validate import content_problem, path_problem, validate
 from engine.profile import Profile
-from engine.proposers.base import CandidateSpec, ProposalContext
 
 TARGETS = ("scalar", "code", "architecture", "literature")
 
@@ -171,7 +171,7 @@ class AgentWorkspace:
         return "".join(chunks) or "no pending edits"
 
     def validate(self, args: dict | None = None) -> str:
-        from engine.workspace import CampaignRepo, changed_paths
+        from engine.store.workspace import CampaignRepo, changed_paths
 
         repo = CampaignRepo(Path(self.context.root), self.context.tag or "draft")
         draft = f"draft-{self.context.proposed + 1:03d}"

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from engine.ledger import ResultRow
 from engine.profile import Profile, Scalar
+from engine.store.ledger import ResultRow
 
 
 @dataclass

@@ -12,9 +12,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from engine.configs import config_key, describe_args, effective_args
-from engine.guard import path_problem
-from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext
+from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext
+from engine.agent.configs import config_key, describe_args, effective_args
+from engine.guard.validate import path_problem
 
 SCORE_KEYS = ("expected_gain", "contract_safety", "simplicity", "evidence", "novelty", "runtime_cost")
 TEXT_KEYS = (

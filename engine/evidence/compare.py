@@ -10,8 +10,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from engine.evidence import CampaignView, comparisons, evidence_by_candidate, heldout_survives, open_campaign
-from engine.journal import Journal
+from engine.evidence.runs import (
+    CampaignView,
+    comparisons,
+    evidence_by_candidate,
+    heldout_survives,
+    open_campaign,
+)
+from engine.store.journal import Journal
 
 
 def campaign_facts(campaign: CampaignView) -> dict:

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from engine.contract import check_client_source
+from engine.guard.contract import check_client_source
 from engine.profile import Profile, Scalar
 
 CHECKS = ("surface", "args", "contract", "compile", "model", "integrity")

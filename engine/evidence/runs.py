@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.ledger import Ledger, LedgerError, ResultRow, locked_append
+from engine.campaign.status import campaigns_root, resolve_tag
+from engine.evidence.stats import Paired, Summary, paired_difference, summarize
 from engine.profile import Profile, load_profile, parse_profile
-from engine.runner import RunResult, processes_of_run, run_job
-from engine.stats import Paired, Summary, paired_difference, summarize
-from engine.status import campaigns_root, resolve_tag
-from engine.workspace import CampaignRepo
+from engine.run.runner import RunResult, processes_of_run, run_job
+from engine.store.ledger import Ledger, LedgerError, ResultRow, locked_append
+from engine.store.workspace import CampaignRepo
 
 EVIDENCE_FILE = "evidence.tsv"
 EVIDENCE_HEADER = (

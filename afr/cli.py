@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from engine import __version__
-from engine.campaign import CampaignError
-from engine.ledger import LedgerError
+from engine.campaign.loop import CampaignError
 from engine.profile import ProfileError, load_profile
-from engine.resources import import_root, resolve_root
+from engine.store.bundle import import_root, resolve_root
+from engine.store.ledger import LedgerError
 
 
 class UsageError(Exception):
@@ -105,14 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     attach.add_argument("--workspace", type=Path, default=None)
     attach.set_defaults(handler=cmd_attach)
 
-    from engine.evidence_commands import add_commands as add_evidence_commands
+    from afr.evidence_commands import add_commands as add_evidence_commands
 
     add_evidence_commands(commands, positive_int)  # repeat, heldout, compare, report
     return parser
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.workspace import init_workspace
+    from engine.store.workspace import init_workspace
 
     path, created = init_workspace(args.dir, exist_ok=args.exist_ok)
     print(f"{'created' if created else 'using existing'} workspace {path}")
@@ -201,8 +201,8 @@ def workspace_root(path: Path | None) -> Path:
 
 def _drive(campaign, action) -> int:
     """Run the campaign here with the console view; the control socket lets cockpits attach."""
-    from engine.console import ConsoleView
-    from engine.control import CommandServer
+    from afr.console import ConsoleView
+    from engine.control.server import CommandServer
 
     view = ConsoleView(campaign)
     with CommandServer(campaign):
@@ -210,7 +210,7 @@ def _drive(campaign, action) -> int:
     if not finished:
         print(f"afr: aborted; continue with `afr resume {campaign.tag}`", file=sys.stderr)
         return 130
-    from engine.status import summary
+    from engine.campaign.status import summary
 
     info = summary(campaign.root, campaign.tag)
     best = "" if info["best"] is None else f", baseline {info['baseline']:.6f}, best {info['best']:.6f}"
@@ -222,13 +222,13 @@ def _drive(campaign, action) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.campaign import Campaign, CampaignOptions, campaign_dir
-    from engine.proposers import build_proposer
-    from engine.status import default_tag, tag_problem
+    from engine.agent import build_proposer
+    from engine.campaign.loop import Campaign, CampaignOptions, campaign_dir
+    from engine.campaign.status import default_tag, tag_problem
 
     root = workspace_root(args.workspace)
     if args.match:
-        from engine.evidence_commands import apply_match
+        from afr.evidence_commands import apply_match
 
         apply_match(root, args)  # TAG's profile, caps and budget replace this run's
     profile = load_profile(root, args.profile or "fed_heart_disease")
@@ -266,9 +266,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     import json
 
-    from engine.campaign import Campaign, CampaignOptions, campaign_dir
-    from engine.proposers import build_proposer
-    from engine.status import resolve_tag
+    from engine.agent import build_proposer
+    from engine.campaign.loop import Campaign, CampaignOptions, campaign_dir
+    from engine.campaign.status import resolve_tag
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
@@ -315,15 +315,15 @@ def _background(root: Path, tag: str, argv: list[str], args: argparse.Namespace)
     import subprocess
     import time
 
-    from engine.campaign import campaign_dir
-    from engine.control import LOG_NAME, engine_alive
+    from engine.campaign.loop import campaign_dir
+    from engine.control.server import LOG_NAME, engine_alive
 
     directory = campaign_dir(root, tag)
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / LOG_NAME
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", *argv],
+            [sys.executable, "-m", "afr.cli", *argv],
             cwd=os.getcwd(),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -360,9 +360,9 @@ def _cockpit(directory: Path, tag: str) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from engine.campaign import campaign_dir
-    from engine.control import engine_alive
-    from engine.status import last_state, resolve_tag
+    from engine.campaign.loop import campaign_dir
+    from engine.campaign.status import last_state, resolve_tag
+    from engine.control.server import engine_alive
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
@@ -392,8 +392,8 @@ def gpu_ids() -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.console import print_status
-    from engine.status import resolve_tag, summary
+    from afr.console import print_status
+    from engine.campaign.status import resolve_tag, summary
 
     root = workspace_root(args.workspace)
     info = summary(root, resolve_tag(root, args.tag))
@@ -404,8 +404,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.plot:
         import shutil
 
-        from engine.ledger import Ledger
-        from engine.plots import terminal_plot
+        from engine.evidence.plots import terminal_plot
+        from engine.store.ledger import Ledger
 
         columns, lines = shutil.get_terminal_size((100, 30))
         rows = Ledger(Path(info["directory"])).rows()
@@ -415,7 +415,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from engine.status import list_tags, summary
+    from engine.campaign.status import list_tags, summary
 
     root = workspace_root(args.workspace)
     tags = list_tags(root)
@@ -433,8 +433,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     import git
 
-    from engine.ledger import Ledger
-    from engine.status import campaigns_root, resolve_tag
+    from engine.campaign.status import campaigns_root, resolve_tag
+    from engine.store.ledger import Ledger
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
@@ -455,8 +455,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from engine.guard import protected_files, validate
-    from engine.workspace import changed_paths, committed_hashes
+    from engine.guard.validate import protected_files, validate
+    from engine.store.workspace import changed_paths, committed_hashes
 
     root = workspace_root(args.workspace)
     profile = load_profile(root, args.profile)
@@ -476,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    from engine.control import ControlError
+    from engine.control.server import ControlError
 
     try:
         return args.handler(args)

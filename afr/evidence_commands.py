@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from engine import evidence
-from engine.evidence import EvidenceError
+from engine.evidence import runs as evidence
+from engine.evidence.runs import EvidenceError
 
 
 def add_commands(commands, positive_int) -> None:
@@ -52,19 +52,19 @@ def add_commands(commands, positive_int) -> None:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    from engine.cli import workspace_root
+    from afr.cli import workspace_root
 
     return workspace_root(args.workspace)
 
 
 def _gpus() -> list[str]:
-    from engine.cli import gpu_ids
+    from afr.cli import gpu_ids
 
     return gpu_ids()
 
 
 def _warn_if_running(campaign: evidence.CampaignView) -> None:
-    from engine.status import last_state
+    from engine.campaign.status import last_state
 
     state = last_state(campaign.directory)
     if state not in ("finished", "stopped", "new"):
@@ -155,7 +155,7 @@ def apply_match(root: Path, args: argparse.Namespace) -> None:
     proposer seed; it refuses when the profile's budget changed since TAG started, since the
     comparison would then be between different budgets.
     """
-    from engine.cli import UsageError
+    from afr.cli import UsageError
     from engine.profile import load_profile
 
     if args.proposer != "scripted":
@@ -190,7 +190,7 @@ def apply_match(root: Path, args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     import json
 
-    from engine.compare import compare_rows, format_compare
+    from engine.evidence.compare import compare_rows, format_compare
 
     root = _root(args)
     rows = compare_rows(root, args.tags)
@@ -202,7 +202,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.report import write_report
+    from engine.evidence.report import write_report
 
     root = _root(args)
     result = write_report(root, args.tag, commit=not args.no_commit)

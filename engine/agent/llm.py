@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from engine.literature import search, watchdog
-from engine.literature_cards import CardError, Draft, conclude, first_json_object, parse_cards
-from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
-from engine.proposers.scripted import ScriptedProposer, literature_symptoms
-from engine.proposers.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
+from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
+from engine.agent.literature import search, watchdog
+from engine.agent.literature_cards import CardError, Draft, conclude, first_json_object, parse_cards
+from engine.agent.scripted import ScriptedProposer, literature_symptoms
+from engine.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
 
 T = TypeVar("T")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price table at import

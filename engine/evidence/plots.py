@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.ledger import ResultRow
+from engine.store.ledger import ResultRow
 
 STYLE = {
     "discard": {"color": "#bdbdbd", "s": 18, "alpha": 0.6, "label": "Discarded"},

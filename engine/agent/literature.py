@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from engine.ledger import ResultRow
+from engine.store.ledger import ResultRow
 
 
 @dataclass(frozen=True)

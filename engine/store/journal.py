@@ -6,8 +6,8 @@ import threading
 import time
 from pathlib import Path
 
-from engine.events import Event, EventType
-from engine.ledger import locked_append
+from engine.control.events import Event, EventType
+from engine.store.ledger import locked_append
 
 
 class Journal:

@@ -7,7 +7,7 @@ scored candidate of a campaign (the baseline) is kept: there is nothing earlier 
 
 from __future__ import annotations
 
-from engine.ledger import ResultRow
+from engine.store.ledger import ResultRow
 
 
 def better(a: float, b: float, maximize: bool) -> bool:

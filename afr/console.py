@@ -12,8 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from engine.campaign import Campaign
-from engine.events import Command, CommandType, Event, EventType
+from engine.campaign.loop import Campaign
+from engine.control.events import Command, CommandType, Event, EventType
 
 STATUS_STYLE = {
     "keep": "green",

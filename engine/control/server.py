@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from engine.events import Command, Event
+from engine.control.events import Command, Event
 
 SOCKET_NAME = "control.sock"
 LOG_NAME = "engine.log"

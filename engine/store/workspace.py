@@ -8,7 +8,7 @@ from pathlib import Path
 
 import git
 
-from engine.resources import TEMPLATE_ENTRIES, bundle_root, is_workspace
+from engine.store.bundle import TEMPLATE_ENTRIES, bundle_root, is_workspace
 
 WORKSPACE_GITIGNORE = """\
 # afr campaign state (ledgers, journals, logs, NVFlare runs) stays out of git

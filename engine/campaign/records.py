@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from engine.ledger import ResultRow
+from engine.agent.base import CandidateSpec
 from engine.profile import Profile
-from engine.proposers.base import CandidateSpec
-from engine.runner import RunResult
+from engine.run.runner import RunResult
+from engine.store.ledger import ResultRow
 
 
 def candidate_record(

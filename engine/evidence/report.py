@@ -14,18 +14,18 @@ from pathlib import Path
 
 import git
 
-from engine.compare import campaign_facts, mean_pm
-from engine.evidence import (
+from engine.campaign.status import list_tags
+from engine.evidence.compare import campaign_facts, mean_pm
+from engine.evidence.plots import milestones, progress_png
+from engine.evidence.runs import (
     CampaignView,
     comparisons,
     evidence_by_candidate,
     heldout_survives,
     open_campaign,
 )
-from engine.plots import milestones, progress_png
-from engine.stats import NO_GAIN, ROBUST_GAIN, SEED_SENSITIVE
-from engine.status import list_tags
-from engine.workspace import CampaignRepo
+from engine.evidence.stats import NO_GAIN, ROBUST_GAIN, SEED_SENSITIVE
+from engine.store.workspace import CampaignRepo
 
 DIFF_LINES = 60
 # Figures published with the Auto-FL-Research paper for the same task and budget, quoted for context.
@@ -286,7 +286,7 @@ def _evidence(campaign: CampaignView, facts: dict) -> str:
 
 
 def _controls(campaign: CampaignView) -> str:
-    from engine.compare import COLUMNS
+    from engine.evidence.compare import COLUMNS
 
     tags = [campaign.tag]
     related = []

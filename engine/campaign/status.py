@@ -8,8 +8,8 @@ import re
 import socket
 from pathlib import Path
 
-from engine.events import Event, EventType
-from engine.ledger import Ledger
+from engine.control.events import Event, EventType
+from engine.store.ledger import Ledger
 
 TAG_PATTERN = re.compile(r"^[a-z0-9._-]+$")
 DATE_PATTERN = re.compile(r"(\d{8})")

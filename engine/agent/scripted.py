@@ -13,12 +13,12 @@ from __future__ import annotations
 import math
 import random
 
-from engine.configs import config_key, describe_args, effective_args
-from engine.configs import fmt_value as _fmt
-from engine.literature import BIBLIOGRAPHY, search, symptoms
-from engine.literature_cards import ChallengeCard, Draft, ProposalCard, conclude
+from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext
+from engine.agent.configs import config_key, describe_args, effective_args
+from engine.agent.configs import fmt_value as _fmt
+from engine.agent.literature import BIBLIOGRAPHY, search, symptoms
+from engine.agent.literature_cards import ChallengeCard, Draft, ProposalCard, conclude
 from engine.profile import MutableArg, Profile, Scalar
-from engine.proposers.base import CandidateSpec, LiteratureResult, ProposalContext
 
 SCRIPTED_QUERIES = (
     "client drift heterogeneity proximal",

@@ -1,0 +1,1 @@
+"""The ``afr`` command: composes the headless engine and the Textual cockpit."""

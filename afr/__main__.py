@@ -1,0 +1,3 @@
+from afr.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The campaign: its state machine and slots, the typed candidate and its record, review, status."""

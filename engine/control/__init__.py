@@ -1,0 +1,1 @@
+"""Typed events and commands, the control socket and journal follower, host and GPU telemetry."""

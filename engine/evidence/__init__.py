@@ -1,0 +1,1 @@
+"""Evidence before claims: repeats, held-out checks, comparisons, statistics, plots and the report."""

@@ -1,0 +1,1 @@
+"""Everything that rejects a candidate before it runs: surface, args, contract, compile, model, integrity."""

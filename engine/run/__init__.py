@@ -1,0 +1,1 @@
+"""Running one candidate: the NVFlare job subprocess, its timeouts and its score."""
