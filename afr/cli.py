@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from engine import __version__
-from engine.campaign.loop import CampaignError
+from engine.campaign.options import CampaignError
 from engine.profile import ProfileError, load_profile
 from engine.store.bundle import import_root, resolve_root
 from engine.store.ledger import LedgerError
@@ -223,7 +223,8 @@ def _drive(campaign, action) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from engine.agent import build_proposer
-    from engine.campaign.loop import Campaign, CampaignOptions, campaign_dir
+    from engine.campaign.loop import Campaign
+    from engine.campaign.options import CampaignOptions, campaign_dir
     from engine.campaign.status import default_tag, tag_problem
 
     root = workspace_root(args.workspace)
@@ -267,7 +268,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     import json
 
     from engine.agent import build_proposer
-    from engine.campaign.loop import Campaign, CampaignOptions, campaign_dir
+    from engine.campaign.loop import Campaign
+    from engine.campaign.options import CampaignOptions, campaign_dir
     from engine.campaign.status import resolve_tag
 
     root = workspace_root(args.workspace)
@@ -315,7 +317,7 @@ def _background(root: Path, tag: str, argv: list[str], args: argparse.Namespace)
     import subprocess
     import time
 
-    from engine.campaign.loop import campaign_dir
+    from engine.campaign.options import campaign_dir
     from engine.control.server import LOG_NAME, engine_alive
 
     directory = campaign_dir(root, tag)
@@ -360,7 +362,7 @@ def _cockpit(directory: Path, tag: str) -> int:
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from engine.campaign.loop import campaign_dir
+    from engine.campaign.options import campaign_dir
     from engine.campaign.status import last_state, resolve_tag
     from engine.control.server import engine_alive
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from fakes import FakeRunner
 
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.profile import load_profile
 from engine.run.runner import RunResult
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from engine.agent.base import CandidateSpec
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.guard.validate import protected_hashes
 from engine.profile import load_profile
 from engine.store.workspace import init_workspace

@@ -15,7 +15,8 @@ from fakes import FakeRunner
 
 from engine.agent.base import CandidateSpec
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignError, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignError, CampaignOptions
 from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
 from engine.store.ledger import Ledger
@@ -400,7 +401,7 @@ def test_resume_with_a_raised_cap_continues_without_duplicates(workspace):
 
 def test_literature_forced_before_the_baseline_waits_for_it(workspace):
     campaign, _ = make(workspace, max_candidates=3)
-    campaign.literature_requested = True
+    campaign.literature.requested = True
     campaign.start()
     rows = campaign.ledger.rows()
     assert rows[0].target == "baseline" and rows[1].status == "literature"

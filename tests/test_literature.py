@@ -16,7 +16,8 @@ from engine.agent.literature_cards import (
     parse_proposal,
 )
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.control.events import EventType
 from engine.profile import load_profile
 from engine.store.workspace import init_workspace
@@ -190,7 +191,7 @@ def test_a_resume_right_after_a_review_implements_its_selection(workspace):
     profile = load_profile(workspace, "fed_heart_disease")
     options = CampaignOptions(max_candidates=4, parallel=2)
     campaign = Campaign(workspace, profile, TAG, options, ScriptedProposer(), FakeRunner())
-    campaign.literature_requested = True
+    campaign.literature.requested = True
 
     def stop_after_the_review(event):
         if event.type is EventType.LITERATURE_FINISHED:

@@ -12,7 +12,8 @@ from fakes import FakeRunner
 from openai_server import ScriptedOpenAI, tool_call
 
 from engine.agent.llm import LLMProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.campaign.status import summary
 from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
@@ -280,7 +281,7 @@ def test_an_llm_literature_cycle_ranks_its_cards_and_implements_the_winners(work
     ]
     with ScriptedOpenAI(steps) as server:
         campaign, events = campaign_for(workspace, server, max_candidates=3, parallel=2)
-        campaign.literature_requested = True  # forced: waits for the baseline, then runs
+        campaign.literature.requested = True  # forced: waits for the baseline, then runs
         campaign.start()
     rows = campaign.ledger.rows()
     assert [r.status for r in rows][:2] == ["keep", "literature"]
@@ -321,7 +322,7 @@ def test_a_poor_model_in_the_literature_loop_falls_back_to_the_bibliography(work
     steps = [{"text": "queries: drift"}, {"text": "still no json"}, {"status": 500}] + [{"status": 500}] * 8
     with ScriptedOpenAI(steps) as server:
         campaign, _ = campaign_for(workspace, server, max_candidates=2)
-        campaign.literature_requested = True
+        campaign.literature.requested = True
         campaign.start()
     rows = campaign.ledger.rows()
     assert [r.status for r in rows][:2] == ["keep", "literature"]

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from engine.agent.llm import LLMProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
 from engine.store.ledger import Ledger

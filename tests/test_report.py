@@ -13,7 +13,8 @@ from fakes import FakeRunner
 from afr.cli import main
 from engine.agent.base import CandidateSpec
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.control.events import Command, CommandType
 from engine.evidence import runs as evidence
 from engine.evidence.runs import open_campaign

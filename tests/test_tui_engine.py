@@ -18,7 +18,8 @@ from afr_tui.app import CockpitApp
 from afr_tui.link import AttachedLink, LocalLink
 from afr_tui.screens import ApprovalModal, ChoiceModal, TextPrompt
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.control.events import Command, CommandType, EventType
 from engine.control.server import engine_alive, engine_status
 from engine.profile import load_profile

@@ -26,7 +26,8 @@ from afr_tui.screens import ApprovalModal, ChoiceModal, HelpScreen, TextPrompt
 from afr_tui.widgets.plot import running_best
 from afr_tui.widgets.table import parse_filter
 from engine.agent.scripted import ScriptedProposer
-from engine.campaign.loop import Campaign, CampaignOptions
+from engine.campaign.loop import Campaign
+from engine.campaign.options import CampaignOptions
 from engine.control.events import Command, CommandType, EventType
 from engine.control.server import CommandServer, ControlError, JournalFollower, engine_status, send_command
 from engine.profile import load_profile

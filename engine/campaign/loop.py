@@ -13,61 +13,26 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
-from engine.agent.literature import CRASH_TRIGGER, shared_crash_cause, watchdog
-from engine.campaign.records import best_summary, budget_label, candidate_record
+from engine.campaign.candidate import Candidate
+from engine.campaign.literature_cycle import LiteratureCycle
+from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
+from engine.campaign.records import best_summary, budget_label
+from engine.campaign.recovery import override, recover_interrupted
 from engine.campaign.review import review_batch
 from engine.control.events import Command, CommandType, Event, EventType
 from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.profile import Profile
 from engine.run.runner import RunResult, processes_of_run, run_job
 from engine.store.journal import Journal
-from engine.store.ledger import LITERATURE_BUDGET, Ledger, ResultRow
+from engine.store.ledger import Ledger, ResultRow
 from engine.store.workspace import CampaignRepo, changed_paths
 
 CHECKPOINT_EVERY = 10
 MAX_PROPOSER_FAILURES = 3
-STATES = (
-    "starting",
-    "running",
-    "paused",
-    "awaiting_approval",
-    "literature",
-    "stopping",
-    "stopped",
-    "finished",
-)
-
-
-@dataclass
-class CampaignOptions:
-    max_candidates: int = 30
-    max_hours: float | None = None
-    parallel: int = 1
-    approval: str = "auto"  # auto or manual
-    env: str = "sim"
-    smoke: bool = False
-    seed: int = 0
-    max_cost: float | None = None  # USD per campaign, for LLM proposers
-    proposer: str = "scripted"  # scripted or llm
-    model: str | None = None  # any LiteLLM model string, for the llm proposer
-    api_base: str | None = None
-    fallback_model: str | None = None
-    tool_calling: bool = True  # False: the JSON-in-text protocol
-    max_steps: int = 16  # model calls per candidate (the agent's tool steps)
-    max_reply_tokens: int = 2048  # completion tokens per model call
-    match: str | None = None  # a same-budget control of this campaign tag (afr run --match)
-
-
-class CampaignError(RuntimeError):
-    """A campaign that cannot start or resume; the message is one line."""
-
-
-def campaign_dir(root: Path, tag: str) -> Path:
-    return Path(root) / ".afr" / "campaigns" / tag
 
 
 class Campaign:
@@ -95,19 +60,18 @@ class Campaign:
         self.state = "starting"
         self.paused = False
         self.stop_requested = False
-        self.literature_requested = False
+        self.literature = LiteratureCycle(self)
         self.approval = options.approval
         self.decisions: dict[str, Command] = {}
         self.notes: list[str] = []
         self.hashes: dict[str, str] = {}
         self.model_verdicts: dict[str, str] = {}
-        self.awaiting: dict[str, dict] = {}
-        self.running: dict[str, dict] = {}
+        self.awaiting: dict[str, Candidate] = {}
+        self.running: dict[str, Candidate] = {}
         self._subscribers: list[Callable[[Event], None]] = []
         self._cond = threading.Condition()
         self._started = time.time()
-        self._last_literature: float | None = None  # when the last literature cycle ended
-        self._literature_queue: list[CandidateSpec] = []  # selected proposals not yet proposed
+        self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -138,7 +102,7 @@ class Campaign:
                 self.stop_requested = True
                 self.emit(EventType.STOPPED, phase="requested", note=command.note)
             elif kind is CommandType.FORCE_LITERATURE:
-                self.literature_requested = True
+                self.literature.requested = True
                 self.emit(EventType.WATCHDOG, recommend_literature=True, reason="forced by the human")
             elif kind is CommandType.SET_APPROVAL:
                 if command.value not in ("auto", "manual"):
@@ -153,7 +117,7 @@ class Campaign:
                 self.notes.append(command.note)
                 self.emit(EventType.NOTE, note=command.note)
             elif kind is CommandType.OVERRIDE:
-                self._override(command)
+                override(self, command)
             self._cond.notify_all()
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -203,33 +167,34 @@ class Campaign:
         self._started = meta.get("created", time.time())
         self.ledger.repair()
         self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
-        self._recover_interrupted()
-        self._literature_queue = self._pending_literature()
+        recover_interrupted(self)
+        self.literature.restore()
         self.run()
 
     def run(self) -> None:
         # Check every architecture of the unchanged model.py once, up front, so args-only
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
-        self._set_state("running")
+        self.set_state("running")
         while True:
             with self._cond:
                 while self.paused and not self.stop_requested:
-                    self._set_state("paused")
+                    self.set_state("paused")
                     self._cond.wait(timeout=1.0)
             if self.stop_requested:
                 self.checkpoint()
-                self._set_state("stopped")
+                self.set_state("stopped")
                 self.emit(EventType.STOPPED, phase="done", reason="stopped by the human")
                 return
             reason = self._cap_reached()
             if reason:
                 self.checkpoint()
-                self._set_state("finished")
-                self.emit(EventType.FINISHED, reason=reason, best=self._best_row_dict())
+                self.set_state("finished")
+                self.emit(EventType.FINISHED, reason=reason, best=self.best_row())
                 return
-            self._set_state("running")
-            self._maybe_literature()
+            self.set_state("running")
+            self.literature.maybe_run()
+            self._check_cost_cap()
             self._run_batch()
 
     # -- steps ---------------------------------------------------------------------------------------
@@ -244,8 +209,8 @@ class Campaign:
             return "too many rejected proposals; the proposer cannot satisfy the guard"
         return ""
 
-    def _context(self) -> ProposalContext:
-        records = list(self._final_records().values())
+    def context(self) -> ProposalContext:
+        records = list(self.final_records().values())
         kept = [r for r in records if r.get("status") == "keep"]
         best = max(kept, key=lambda r: r["score"] if self.profile.maximize else -r["score"], default=None)
         return ProposalContext(
@@ -261,99 +226,6 @@ class Campaign:
             tag=self.tag,
             hashes=self.hashes,
         )
-
-    def _literature_trigger(self, rows: list[ResultRow]) -> str:
-        """Why a literature cycle should start now, or ''."""
-        if not any(r.status != "literature" for r in rows):
-            return ""  # the baseline always comes first; a forced review waits for it
-        if self.literature_requested:
-            return "forced by the human"
-        state = watchdog(
-            rows,
-            self.profile.watchdog.max_scored_since_reset,
-            self.profile.watchdog.min_delta,
-            self.profile.maximize,
-        )
-        if state.recommend_literature:
-            return "plateau: " + state.reason
-        if self._last_literature is None:
-            finished = [e.ts for e in self.journal.events() if e.type is EventType.LITERATURE_FINISHED]
-            self._last_literature = max(finished, default=0.0)
-        crashes = [
-            r.get("error", "")
-            for r in self._final_records().values()
-            if r.get("status") == "crash"
-            and (r.get("timings") or {}).get("finished", 0) > self._last_literature
-        ]
-        cause = shared_crash_cause(crashes)
-        return f"{CRASH_TRIGGER} or more crashes share a cause: {cause}" if cause else ""
-
-    def _maybe_literature(self) -> None:
-        rows = self.ledger.rows()
-        trigger = self._literature_trigger(rows)
-        if not trigger:
-            return
-        self.literature_requested = False
-        self._set_state("literature")
-        started = time.time()
-        self.emit(EventType.LITERATURE_STARTED, reason=trigger)
-        context = replace(self._context(), trigger=trigger)
-        result = self.proposer.literature(context, max(1, self.options.parallel))
-        number = len([r for r in rows if r.status == "literature"]) + 1
-        sheet = self.dir / "literature" / f"{number:03d}.md"
-        sheet.parent.mkdir(parents=True, exist_ok=True)
-        sheet.write_text(result.worksheet + "\n", encoding="utf-8")
-        self._literature_queue = list(result.proposals)
-        self.ledger.append_row(
-            ResultRow(
-                self.repo.head()[:7],
-                None,
-                time.time() - started,
-                LITERATURE_BUDGET,
-                "literature",
-                "literature",
-                result.summary,
-                f"literature/{number:03d}.md",
-            )
-        )
-        if result.telemetry:
-            self.emit(EventType.TELEMETRY, phase="literature", **result.telemetry)
-        self._last_literature = time.time()
-        self.emit(
-            EventType.LITERATURE_FINISHED,
-            worksheet=str(sheet.relative_to(self.dir)),
-            selected=[s.description for s in result.proposals],
-            specs=[asdict(s) for s in result.proposals],  # a resume implements what is left
-            trigger=trigger,
-        )
-        self._check_cost_cap()
-
-    def _pending_literature(self) -> list[CandidateSpec]:
-        """The last review's selected proposals that no candidate has taken up yet."""
-        events = self.journal.events()
-        reviews = [i for i, e in enumerate(events) if e.type is EventType.LITERATURE_FINISHED]
-        if not reviews:
-            return []
-        specs = [CandidateSpec(**spec) for spec in events[reviews[-1]].data.get("specs", [])]
-        taken = sum(1 for e in events[reviews[-1] + 1 :] if e.type is EventType.CANDIDATE_PROPOSED)
-        return specs[taken:]
-
-    def _next_spec(self) -> CandidateSpec:
-        queue = self._literature_queue
-        if not queue:
-            return self.proposer.propose(self._context())
-        selected = queue.pop(0)
-        if not selected.directive:
-            return selected
-        # A code-changing proposal: the agent implements it, and the result keeps its citation.
-        spec = self.proposer.propose(replace(self._context(), directive=selected.directive))
-        cites = " ".join(
-            f"[src: {ref}]" for ref in selected.source_refs if f"[src: {ref}]" not in spec.description
-        )
-        spec.description = f"{spec.description} {cites}".strip()
-        spec.source_refs = list(dict.fromkeys([*spec.source_refs, *selected.source_refs]))
-        spec.target = "literature"
-        return spec
 
     def _run_batch(self) -> None:
         parent = self.repo.head()
@@ -376,11 +248,11 @@ class Campaign:
     def _propose(self) -> CandidateSpec:
         """The next spec; a proposer failure becomes a spec the guard refuses, with the reason."""
         try:
-            spec = self._next_spec()
+            spec = self.literature.next_spec()
             self._proposer_failures = 0
             return spec
         except ProposerError as error:
-            self._proposer_failures = getattr(self, "_proposer_failures", 0) + 1
+            self._proposer_failures += 1
             if self._proposer_failures >= MAX_PROPOSER_FAILURES:
                 self.command(
                     Command(CommandType.PAUSE, note=f"the proposer failed {self._proposer_failures} times")
@@ -395,7 +267,7 @@ class Campaign:
         if cap is not None and spent >= cap and not self.paused:
             self.command(Command(CommandType.PAUSE, note=f"cost cap reached: ${spent:.4f} of ${cap:.4f}"))
 
-    def _prepare(self, spec: CandidateSpec, parent: str) -> dict | None:
+    def _prepare(self, spec: CandidateSpec, parent: str) -> Candidate | None:
         cid = f"c{self._proposed_count() + 1:03d}"
         proposed = time.time()
         self.emit(
@@ -418,46 +290,46 @@ class Campaign:
             verdict.checks["surface"] = edit_problem
         if spec.proposer_error:
             verdict.checks = {"proposer": spec.proposer_error, **verdict.checks}
-        candidate = {
-            "id": cid,
-            "spec": spec,
-            "parent": parent,
-            "worktree": worktree,
-            "proposed": proposed,
-            "edited_files": [path for _, path in changes],
-            "validation": verdict.checks,
-        }
+        candidate = Candidate(
+            cid,
+            spec,
+            parent,
+            proposed,
+            worktree=worktree,
+            edited_files=[path for _, path in changes],
+            validation=verdict.checks,
+        )
         if not verdict.ok:
             self.emit(EventType.CANDIDATE_REJECTED, id=cid, reason=verdict.reason, by="guard")
-            self._finalise(candidate, "rejected", error=verdict.reason)
+            self.finalise(candidate, "rejected", error=verdict.reason)
             self.repo.remove_worktree(cid)
             return None
         commit = self.repo.commit_candidate(worktree, f"{cid}: {spec.description}") if changes else None
-        candidate["commit"] = commit or parent
-        candidate["diff"] = self.repo.diff(parent, commit) if commit else ""
-        self.emit(EventType.CANDIDATE_VALIDATED, id=cid, commit=candidate["commit"], checks=verdict.checks)
+        candidate.commit = commit or parent
+        candidate.diff = self.repo.diff(parent, commit) if commit else ""
+        self.emit(EventType.CANDIDATE_VALIDATED, id=cid, commit=candidate.commit, checks=verdict.checks)
         return candidate
 
-    def _approved(self, candidate: dict) -> bool:
+    def _approved(self, candidate: Candidate) -> bool:
         if self.approval != "manual":
             return True
-        cid = candidate["id"]
+        cid = candidate.id
         with self._cond:
             self.awaiting[cid] = candidate
-            self._set_state("awaiting_approval")
+            self.set_state("awaiting_approval")
             self.emit(
                 EventType.CANDIDATE_AWAITING_APPROVAL,
                 id=cid,
-                description=candidate["spec"].description,
-                args=candidate["spec"].args,
-                diff=candidate["diff"],
-                checks=candidate["validation"],
+                description=candidate.spec.description,
+                args=candidate.spec.args,
+                diff=candidate.diff,
+                checks=candidate.validation,
             )
             while cid not in self.decisions and not self.stop_requested and self.approval == "manual":
                 self._cond.wait(timeout=1.0)
             decision = self.decisions.pop(cid, None)
             self.awaiting.pop(cid, None)
-            self._set_state("running")
+            self.set_state("running")
         if decision is None and self.approval == "auto" and not self.stop_requested:
             return True
         if decision is None or decision.type is CommandType.REJECT:
@@ -465,7 +337,7 @@ class Campaign:
             if decision:
                 self.notes.append(f"{cid} rejected: {note}")
             self.emit(EventType.DECISION, id=cid, decision="reject", note=note)
-            self._finalise(
+            self.finalise(
                 candidate,
                 "rejected",
                 error=f"rejected by the human: {note}",
@@ -473,22 +345,22 @@ class Campaign:
             )
             self.repo.remove_worktree(cid)
             return False
-        candidate["human"] = {"decision": "approve", "note": decision.note}
+        candidate.human = {"decision": "approve", "note": decision.note}
         self.emit(EventType.DECISION, id=cid, decision="approve", note=decision.note)
         return True
 
-    def _execute(self, candidate: dict, slot: int) -> RunResult:
-        cid = candidate["id"]
+    def _execute(self, candidate: Candidate, slot: int) -> RunResult:
+        cid = candidate.id
         run_dir = self.dir / "runs" / cid
         gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
-        candidate["started"] = time.time()
+        candidate.started = time.time()
         self.running[cid] = candidate
         self.emit(
             EventType.CANDIDATE_STARTED,
             id=cid,
             run_dir=str(run_dir),
             gpu=gpu,
-            description=candidate["spec"].description,
+            description=candidate.spec.description,
         )
 
         def on_line(line: str) -> None:
@@ -496,14 +368,14 @@ class Campaign:
                 self.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
 
         def on_token(token: str) -> None:
-            candidate["token"] = token
+            candidate.token = token
             self.emit(EventType.CANDIDATE_LOG, id=cid, line="job started", token=token)
 
         for attempt in range(2):
             result = self.run_fn(
-                candidate["worktree"],
+                candidate.worktree,
                 self.profile,
-                candidate["spec"].args,
+                candidate.spec.args,
                 run_dir,
                 env=self.options.env,
                 smoke=self.options.smoke,
@@ -526,13 +398,13 @@ class Campaign:
         )
         return result
 
-    def _review(self, batch: list[tuple[dict, RunResult]]) -> None:
-        scores = {c["id"]: (r.score if r.status == "ok" else None) for c, r in batch}
+    def _review(self, batch: list[tuple[Candidate, RunResult]]) -> None:
+        scores = {c.id: (r.score if r.status == "ok" else None) for c, r in batch}
         statuses = review_batch(
             scores, self.ledger.rows(), self.profile.maximize, self.profile.watchdog.min_delta
         )
         for candidate, result in batch:
-            self._record(candidate, result, statuses[candidate["id"]])
+            self._record(candidate, result, statuses[candidate.id])
         rows = len(self.ledger.rows())
         if "keep" in statuses.values() or rows % CHECKPOINT_EVERY == 0:
             self.checkpoint()
@@ -543,26 +415,26 @@ class Campaign:
         if rows:
             self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows")
 
-    def _record(self, candidate: dict, result: RunResult, status: str) -> None:
-        cid, spec = candidate["id"], candidate["spec"]
-        commit = candidate["commit"]
+    def _record(self, candidate: Candidate, result: RunResult, status: str) -> None:
+        cid, spec = candidate.id, candidate.spec
+        commit = candidate.commit
         if status == "keep":
             self.repo.keep(commit, f"keep {cid}: {spec.description}")
-        elif commit != candidate["parent"]:
+        elif commit != candidate.parent:
             self.repo.archive(cid, commit)
         self.ledger.append_row(
             ResultRow(
                 commit[:7],
                 result.score if status != "crash" else 0.0,
                 result.runtime_seconds,
-                self._budget_label(),
+                self.budget_label(),
                 status,
                 spec.target,
                 spec.description,
                 f"runs/{cid}",
             )
         )
-        self._finalise(candidate, status, result=result)
+        self.finalise(candidate, status, result=result)
         self.repo.remove_worktree(cid)
         self.emit(
             EventType.CANDIDATE_REVIEWED,
@@ -571,108 +443,42 @@ class Campaign:
             score=result.score,
             description=spec.description,
             runtime_seconds=result.runtime_seconds,
-            best=self._best_row_dict(),
+            best=self.best_row(),
         )
 
-    def _finalise(
+    def finalise(
         self,
-        candidate: dict,
+        candidate: Candidate,
         status: str,
         result: RunResult | None = None,
         error: str = "",
         human: dict | None = None,
     ) -> None:
         self.ledger.append_candidate(
-            candidate_record(
-                candidate, status, self.profile, self.proposer.name, self.hashes, result, error, human
-            )
+            candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
         )
-
-    # -- human overrides and recovery ---------------------------------------------------------------
-
-    def _override(self, command: Command) -> None:
-        status = command.value
-        if status not in ("keep", "discard"):
-            raise ValueError(f"override status must be keep or discard, not {status!r}")
-        record = self._final_records().get(command.candidate or "")
-        if not record or record.get("status") not in ("keep", "discard"):
-            raise ValueError(f"candidate {command.candidate!r} has no keep/discard result to override")
-        self.ledger.rewrite_status(f"runs/{command.candidate}", status)
-        if status == "keep":
-            self.repo.keep(record["commit"], f"keep {command.candidate} (human override): {command.note}")
-        self.ledger.append_candidate(
-            {**record, "status": status, "human": {"decision": f"override:{status}", "note": command.note}}
-        )
-        self.emit(EventType.DECISION, id=command.candidate, decision=f"override:{status}", note=command.note)
-
-    def _recover_interrupted(self) -> None:
-        """A candidate that was running when the engine died is recorded as a crash."""
-        for cid, info in self.journal.unfinished(set(self._final_records())).items():
-            for process in processes_of_run(info.get("token", "-")):
-                process.kill()
-            proposal = info.get("proposal", {})
-            spec = CandidateSpec(
-                proposal.get("description", "?"),
-                proposal.get("target", "scalar"),
-                proposal.get("args", {}),
-                source_refs=proposal.get("source_refs", []),
-            )
-            parent = proposal.get("parent") or self.repo.head()
-            candidate = {
-                "id": cid,
-                "spec": spec,
-                "parent": parent,
-                "commit": parent,
-                "proposed": info["started"],
-                "started": info["started"],
-            }
-            runtime = time.time() - info["started"]
-            result = RunResult("crash", 0.0, {}, runtime, info["run_dir"], None, None, [], "interrupted")
-            self.ledger.append_row(
-                ResultRow(
-                    parent[:7],
-                    0.0,
-                    runtime,
-                    self._budget_label(),
-                    "crash",
-                    spec.target,
-                    spec.description + " (interrupted)",
-                    f"runs/{cid}",
-                )
-            )
-            self._finalise(candidate, "crash", result=result, error="interrupted")
-            self.repo.remove_worktree(cid)
-            self.emit(
-                EventType.CANDIDATE_REVIEWED,
-                id=cid,
-                status="crash",
-                score=0.0,
-                description=spec.description,
-                runtime_seconds=runtime,
-                error="interrupted",
-            )
 
     def kill_running(self) -> None:
         """Kill the NVFlare processes of every running candidate (the engine is exiting hard)."""
         for candidate in list(self.running.values()):
-            for process in processes_of_run(candidate.get("token", "-")):
+            for process in processes_of_run(candidate.token or "-"):
                 process.kill()
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _final_records(self) -> dict[str, dict]:
+    def final_records(self) -> dict[str, dict]:
         return self.ledger.latest_candidates()
 
     def _proposed_count(self) -> int:
         return self.journal.proposed_count()
 
-    def _budget_label(self) -> str:
+    def budget_label(self) -> str:
         return budget_label(self.profile, self.options.smoke)
 
-    def _best_row_dict(self) -> dict | None:
+    def best_row(self) -> dict | None:
         return best_summary(self.ledger.rows(), self.profile.maximize)
 
-    def _set_state(self, state: str) -> None:
+    def set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
             self.emit(EventType.STATE, state=state)

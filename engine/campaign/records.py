@@ -1,59 +1,9 @@
-"""What the ledger says about one candidate: its ``candidates.jsonl`` record and row labels."""
+"""Row labels and summaries the ledger and the events share (the record itself: ``candidate.py``)."""
 
 from __future__ import annotations
 
-import time
-
-from engine.agent.base import CandidateSpec
 from engine.profile import Profile
-from engine.run.runner import RunResult
 from engine.store.ledger import ResultRow
-
-
-def candidate_record(
-    candidate: dict,
-    status: str,
-    profile: Profile,
-    proposer: str,
-    hashes: dict[str, str],
-    result: RunResult | None = None,
-    error: str = "",
-    human: dict | None = None,
-) -> dict:
-    """The final ``candidates.jsonl`` object: provenance, validation, timings, outcome."""
-    spec: CandidateSpec = candidate["spec"]
-    now = time.time()
-    record = {
-        "id": candidate["id"],
-        "status": status,
-        "parent": candidate["parent"],
-        "commit": candidate.get("commit"),
-        "args": spec.args,
-        "arg_changes": {k: [profile.baseline.get(k), v] for k, v in spec.args.items()},
-        "edited_files": candidate.get("edited_files", []),
-        "proposer": proposer,
-        "target": spec.target,
-        "description": spec.description,
-        "source_refs": spec.source_refs,
-        "telemetry": spec.telemetry,
-        "validation": candidate.get("validation", {}),
-        "protected_hashes": hashes,
-        "human": human or candidate.get("human"),
-        "error": error or (result.error if result else ""),
-        "timings": {"proposed": candidate["proposed"], "started": candidate.get("started"), "finished": now},
-    }
-    if result is not None:
-        record.update(
-            score=result.score,
-            per_site=result.per_site,
-            run_status=result.status,
-            runtime_seconds=result.runtime_seconds,
-            log_path=result.log_path,
-            log_tail=result.log_tail[-20:] if result.status != "ok" else [],
-        )
-        # Everything but the NVFlare job: proposing, git, validation, review, ledger.
-        record["timings"]["engine_seconds"] = max(0.0, now - candidate["proposed"] - result.runtime_seconds)
-    return record
 
 
 def budget_label(profile: Profile, smoke: bool) -> str:

@@ -1,0 +1,45 @@
+"""What a campaign is started with, where it lives, and how it fails to start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STATES = (
+    "starting",
+    "running",
+    "paused",
+    "awaiting_approval",
+    "literature",
+    "stopping",
+    "stopped",
+    "finished",
+)
+
+
+@dataclass
+class CampaignOptions:
+    max_candidates: int = 30
+    max_hours: float | None = None
+    parallel: int = 1
+    approval: str = "auto"  # auto or manual
+    env: str = "sim"
+    smoke: bool = False
+    seed: int = 0
+    max_cost: float | None = None  # USD per campaign, for LLM proposers
+    proposer: str = "scripted"  # scripted or llm
+    model: str | None = None  # any LiteLLM model string, for the llm proposer
+    api_base: str | None = None
+    fallback_model: str | None = None
+    tool_calling: bool = True  # False: the JSON-in-text protocol
+    max_steps: int = 16  # model calls per candidate (the agent's tool steps)
+    max_reply_tokens: int = 2048  # completion tokens per model call
+    match: str | None = None  # a same-budget control of this campaign tag (afr run --match)
+
+
+class CampaignError(RuntimeError):
+    """A campaign that cannot start or resume; the message is one line."""
+
+
+def campaign_dir(root: Path, tag: str) -> Path:
+    return Path(root) / ".afr" / "campaigns" / tag
