@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from afr.common import UsageError, gpu_ids, workspace_root
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
 
@@ -52,14 +53,10 @@ def add_commands(commands, positive_int) -> None:
 
 
 def _root(args: argparse.Namespace) -> Path:
-    from afr.cli import workspace_root
-
     return workspace_root(args.workspace)
 
 
 def _gpus() -> list[str]:
-    from afr.cli import gpu_ids
-
     return gpu_ids()
 
 
@@ -155,7 +152,6 @@ def apply_match(root: Path, args: argparse.Namespace) -> None:
     proposer seed; it refuses when the profile's budget changed since TAG started, since the
     comparison would then be between different budgets.
     """
-    from afr.cli import UsageError
     from engine.profile import load_profile
 
     if args.proposer != "scripted":

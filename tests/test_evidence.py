@@ -164,7 +164,7 @@ def test_run_match_takes_the_campaigns_profile_cap_and_budget(workspace, monkeyp
         started.update(options=campaign.options, profile=campaign.profile.name, tag=campaign.tag)
         return 0
 
-    monkeypatch.setattr("afr.cli._drive", fake_drive)
+    monkeypatch.setattr("afr.campaign_commands._drive", fake_drive)
     assert campaign_module.CampaignOptions(match="x").match == "x"
     tag = "control-20261122"
     assert run_cli(workspace, "run", "--match", TAG, "--tag", tag, "--max-candidates", "99") == 0

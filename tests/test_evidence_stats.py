@@ -1,27 +1,13 @@
-"""engine.evidence.stats against scipy: t quantiles, t-intervals, paired differences, verdicts."""
+"""engine.evidence.stats against scipy computed independently: t-intervals, paired differences, verdicts."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
+from scipy import stats as scipy_stats
 
 from engine.evidence import stats
-
-scipy_stats = pytest.importorskip("scipy.stats")
-
-
-@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 9, 29, 100, 1000])
-@pytest.mark.parametrize("p", [0.5, 0.6, 0.9, 0.95, 0.975, 0.995, 0.025])
-def test_t_quantile_matches_scipy(p, df):
-    assert stats.t_quantile(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), rel=1e-9, abs=1e-12)
-
-
-@pytest.mark.parametrize("t", [-5.0, -1.3, 0.0, 0.4, 2.776, 12.0])
-@pytest.mark.parametrize("df", [1, 4, 17])
-def test_t_cdf_matches_scipy(t, df):
-    assert stats.t_cdf(t, df) == pytest.approx(scipy_stats.t.cdf(t, df), abs=1e-12)
-
 
 HAND_MADE = [
     [0.6706, 0.7100, 0.6300, 0.6900, 0.6520],

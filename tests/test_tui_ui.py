@@ -5,10 +5,8 @@ real engine is tested in test_tui_engine.py."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -369,27 +367,6 @@ def test_attach_errors_are_one_line(workspace):
     dead = afr("attach", cwd=workspace)
     assert dead.returncode == 2 and "no running engine (last state: finished)" in dead.stderr
     assert "Traceback" not in dead.stderr
-
-
-def test_engine_imports_no_textual(tmp_path):
-    code = (
-        "import importlib, pkgutil, sys, engine\n"
-        "for module in pkgutil.walk_packages(engine.__path__, 'engine.'):\n"
-        "    importlib.import_module(module.name)\n"
-        "import afr.cli\n"
-        "afr.cli.build_parser()\n"
-        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith(('textual.', 'afr_tui')))\n"
-        "print(json.dumps(bad))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", "import json\n" + code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
 async def test_diff_view_shows_a_code_change_against_its_parent(workspace):

@@ -1,8 +1,6 @@
 """Small-sample statistics for seed repeats: mean, sd, se, Student-t intervals, paired differences.
 
-Pure Python (no scipy at run time): Student's t quantile comes from its CDF, written with
-the regularised incomplete beta function (continued fraction), inverted by bisection.
-The tests check every number against scipy.
+Student's t quantile is scipy's; what this module owns is the summary and the verdicts.
 """
 
 from __future__ import annotations
@@ -12,67 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 CONFIDENCE = 0.95
-
-
-def _incomplete_beta_fraction(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta function (modified Lentz method)."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return result
-
-
-def regularized_beta(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularised incomplete beta function."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _incomplete_beta_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _incomplete_beta_fraction(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom."""
-    if df <= 0:
-        raise ValueError(f"degrees of freedom must be positive, not {df}")
-    tail = 0.5 * regularized_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom, e.g. t(0.975, 4) = 2.776."""
-    if not 0.0 < p < 1.0:
-        raise ValueError(f"probability must be between 0 and 1, not {p}")
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    low, high = 0.0, 1.0
-    while t_cdf(high, df) < p:
-        high *= 2.0
-    for _ in range(200):
-        middle = (low + high) / 2.0
-        if t_cdf(middle, df) < p:
-            low = middle
-        else:
-            high = middle
-        if high - low < 1e-13 * max(1.0, high):
-            break
-    return (low + high) / 2.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +47,9 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summar
         return Summary(n, mean, math.nan, math.nan, math.nan)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     se = sd / math.sqrt(n)
-    return Summary(n, mean, sd, se, t_quantile(0.5 + confidence / 2.0, n - 1) * se)
+    from scipy.stats import t as student_t  # here, not at the top: scipy.stats costs every `afr` ~1 s
+
+    return Summary(n, mean, sd, se, float(student_t.ppf(0.5 + confidence / 2.0, n - 1)) * se)
 
 
 ROBUST_GAIN = "robust gain"
