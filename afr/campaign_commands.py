@@ -120,10 +120,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem = tag_problem(tag)
     if problem:
         raise UsageError(problem)
+    gpus = gpu_ids()
     options = CampaignOptions(
         max_candidates=args.max_candidates,
         max_hours=args.max_hours,
-        parallel=args.parallel,
+        parallel=args.parallel or profile.run.parallel or len(gpus) or 1,
         approval=args.approval,
         env=args.env,
         smoke=args.smoke,
@@ -142,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
     if _wants_background(args):
         return _background(root, tag, ["run", *_after(args.argv, "run"), "--headless", "--tag", tag], args)
-    campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
+    campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpus)
     print(f"afr: campaign {tag} on {profile.name} in {root} (branch autoresearch/{tag})", flush=True)
     return _drive(campaign, campaign.start)
 

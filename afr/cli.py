@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--max-candidates", type=positive_int, default=30)
     run.add_argument("--max-hours", type=positive_float, default=None)
-    run.add_argument("--parallel", type=positive_int, default=1)
+    run.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=None,
+        help="run slots (default: the profile's [run].parallel, else one per visible GPU, else 1)",
+    )
     run.add_argument("--approval", choices=["auto", "manual"], default="auto")
     run.add_argument("--seed", type=int, default=None, help="proposer seed (default: the profile's seed)")
     run.add_argument("--headless", action="store_true", help="console view instead of the cockpit")

@@ -128,7 +128,7 @@ class RunSettings(Strict):
     # NVFlare's simulator can wait forever for a worker that failed to connect (seen under
     # load); a job silent this long is stopped and run once more.
     stall_seconds: PositiveInt = 240
-    parallel: PositiveInt = 1
+    parallel: PositiveInt | None = None  # the campaign's default width; else one slot per GPU, else 1
 
 
 class Watchdog(Strict):

@@ -230,7 +230,10 @@ def test_force_literature_adds_a_literature_row_and_cited_candidates(workspace):
     literature = [r for r in rows if r.status == "literature"]
     assert len(literature) == 1 and literature[0].budget == "literature_loop" and literature[0].score is None
     assert (campaign.dir / literature[0].artifacts).read_text().startswith("# Literature review")
-    after = rows[rows.index(literature[0]) + 1]
+    # The first candidate proposed after the review implements it (one prepared ahead may run first).
+    reviewed = _order(events, EventType.LITERATURE_FINISHED, None)
+    first = next(e.data["id"] for e in events if e.type is EventType.CANDIDATE_PROPOSED and e.seq > reviewed)
+    after = next(r for r in rows if r.artifacts == f"runs/{first}")
     assert after.target == "literature" and "[src: arXiv:" in after.description
 
 
@@ -366,15 +369,71 @@ def test_symlink_and_changed_protected_file_fail_the_guard(workspace):
     )
 
 
-def test_parallel_batch_branches_from_one_parent_and_keeps_at_most_one(workspace):
-    runner = FakeRunner(delay=0.2)
-    campaign, events = make(workspace, runner, max_candidates=5, parallel=2)
+class SlowFirstRunner(FakeRunner):
+    """The first candidate after the baseline takes ``slow`` seconds, every other one ``fast``."""
+
+    def __init__(self, slow: float, fast: float) -> None:
+        super().__init__()
+        self.slow, self.fast = slow, fast
+
+    def __call__(self, root, profile, args, run_dir, **options):
+        self.delay = self.slow if run_dir.name == "c002" else self.fast
+        return super().__call__(root, profile, args, run_dir, **options)
+
+
+def _order(events, type_, cid):
+    return next(e.seq for e in events if e.type is type_ and e.data.get("id") == cid)
+
+
+def test_a_freed_slot_takes_the_next_candidate_while_a_slow_one_runs(workspace):
+    campaign, events = make(workspace, SlowFirstRunner(slow=3.0, fast=0.05), max_candidates=6, parallel=2)
     campaign.start()
-    proposed = {e.data["id"]: e.data["parent"] for e in events if e.type is EventType.CANDIDATE_PROPOSED}
-    assert proposed["c002"] == proposed["c003"] and proposed["c004"] == proposed["c005"]
-    statuses = {r.artifacts: r.status for r in campaign.ledger.rows()}
-    assert [statuses["runs/c002"], statuses["runs/c003"]].count("keep") <= 1
-    assert len(campaign.ledger.rows()) == 5
+    rows = campaign.ledger.rows()
+    assert len(rows) == 6 and rows[0].target == "baseline"
+    slow_done = _order(events, EventType.CANDIDATE_FINISHED, "c002")
+    # No batch waits for its slowest member: the other slot ran c003.. while c002 was running.
+    assert _order(events, EventType.CANDIDATE_FINISHED, "c004") < slow_done
+    assert [r.artifacts for r in rows].index("runs/c002") > [r.artifacts for r in rows].index("runs/c003")
+    # Each review compares with the best known then: a keep always beats every earlier keep.
+    best = None
+    for row in rows:
+        if row.status == "keep":
+            assert best is None or row.score > best + campaign.profile.watchdog.min_delta
+            best = row.score
+    started = [e for e in events if e.type is EventType.CANDIDATE_STARTED]
+    assert {e.data["id"] for e in started} == {f"c00{i}" for i in range(1, 7)}
+
+
+def test_the_next_proposal_is_prepared_while_a_candidate_runs(workspace):
+    class SlowProposer(ScriptedProposer):
+        def propose(self, context):
+            time.sleep(0.2)
+            return super().propose(context)
+
+    campaign, events = make(workspace, FakeRunner(delay=0.6), SlowProposer(), max_candidates=4, parallel=1)
+    campaign.start()
+    assert len(campaign.ledger.rows()) == 4
+    # One slot: c003 was proposed and validated while c002 ran, and started as soon as it finished.
+    assert _order(events, EventType.CANDIDATE_VALIDATED, "c003") < _order(
+        events, EventType.CANDIDATE_FINISHED, "c002"
+    )
+    # The baseline runs alone: nothing is proposed before it is reviewed.
+    assert _order(events, EventType.CANDIDATE_PROPOSED, "c002") > _order(
+        events, EventType.CANDIDATE_REVIEWED, "c001"
+    )
+
+
+def test_stop_with_a_prepared_candidate_records_it_as_not_run(workspace):
+    campaign, events = make(workspace, FakeRunner(delay=0.8), max_candidates=10, parallel=1)
+    thread = in_thread(campaign.start)
+    wait_for(events, lambda e: e.type is EventType.CANDIDATE_VALIDATED and e.data["id"] == "c003")
+    campaign.command(Command(CommandType.STOP))
+    thread.join(timeout=30)
+    records = Ledger(campaign.dir).latest_candidates()
+    unrun = [r for r in records.values() if r["status"] == "rejected"]
+    assert [r["error"] for r in unrun] == ["not run: the campaign stopped first"]
+    assert events[-1].type is EventType.STOPPED and events[-1].data["phase"] == "done"
+    assert not list(campaign.repo.worktrees.glob("c*"))  # no worktree left behind
 
 
 def test_time_cap_ends_the_campaign(workspace):

@@ -39,6 +39,8 @@ class ProposalContext:
     hashes: dict[str, str] = field(default_factory=dict)  # protected files at the campaign start
     directive: str = ""  # what this candidate must implement (a selected literature proposal)
     trigger: str = ""  # why a literature cycle started (watchdog, the human, repeated crashes)
+    # Approved candidates not yet reviewed (running, or waiting for a slot): {"id", "args", "description"}.
+    in_flight: list[dict] = field(default_factory=list)
 
 
 @dataclass

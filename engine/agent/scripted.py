@@ -78,7 +78,7 @@ class ScriptedProposer:
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
         profile = context.profile
-        tried = {config_key(profile, record.get("args") or {}) for record in context.records}
+        tried = {config_key(profile, r.get("args") or {}) for r in [*context.records, *context.in_flight]}
         if not context.records:
             return CandidateSpec(f"baseline: {profile.title or profile.name}", "baseline", {})
         for label, change in CALIBRATION:

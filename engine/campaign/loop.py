@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
 from engine.campaign.recovery import override, recover_interrupted
 from engine.campaign.review import review_batch
+from engine.campaign.slots import Slots
 from engine.control.events import Command, CommandType, Event, EventType
 from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.profile import Profile
@@ -72,6 +72,8 @@ class Campaign:
         self._cond = threading.Condition()
         self._started = time.time()
         self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
+        self._slots: Slots | None = None  # while run() runs
+        self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -176,32 +178,72 @@ class Campaign:
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
         self.set_state("running")
+        self._slots = Slots(self.options.parallel, self._execute, self._may_start)
+        try:
+            self._loop(self._slots)
+        finally:
+            self._slots.close()
+
+    def _loop(self, slots: Slots) -> None:
+        """Keep every slot busy: propose while candidates run, review each as it finishes."""
         while True:
-            with self._cond:
-                while self.paused and not self.stop_requested:
-                    self.set_state("paused")
-                    self._cond.wait(timeout=1.0)
+            self._review(slots.finished())
             if self.stop_requested:
+                for candidate in slots.take_unstarted():
+                    self.in_flight.pop(candidate.id, None)
+                    self.finalise(candidate, "rejected", error="not run: the campaign stopped first")
+                    self.repo.remove_worktree(candidate.id)
+                if slots.in_flight:
+                    self._review(slots.finished(timeout=0.5))
+                    continue
                 self.checkpoint()
                 self.set_state("stopped")
                 self.emit(EventType.STOPPED, phase="done", reason="stopped by the human")
                 return
-            reason = self._cap_reached()
-            if reason:
+            if self.paused:
+                self.set_state("paused")
+                with self._cond:
+                    self._cond.wait(timeout=0.5)
+                continue
+            reason = self._cap_reached(slots.in_flight)
+            if reason and not slots.in_flight:
                 self.checkpoint()
                 self.set_state("finished")
                 self.emit(EventType.FINISHED, reason=reason, best=self.best_row())
                 return
+            if reason or slots.in_flight >= self._work_ahead_limit(slots):
+                self._review(slots.finished(timeout=0.5))
+                continue
             self.set_state("running")
             self.literature.maybe_run()
             self._check_cost_cap()
-            self._run_batch()
+            if self.stop_requested or self.paused:
+                continue
+            candidate = self._prepare(self._propose(), self.repo.head())
+            self._check_cost_cap()
+            if candidate and self._approved(candidate):
+                self.in_flight[candidate.id] = candidate
+                slots.submit(candidate)
+
+    def _work_ahead_limit(self, slots: Slots) -> int:
+        """How many candidates may be approved and unreviewed at once.
+
+        The baseline runs alone (everything after it is compared with it); then every slot
+        plus one candidate prepared ahead, so a slow proposer works while the slots run.
+        """
+        if not any(r.status != "literature" for r in self.ledger.rows()):
+            return 1
+        return slots.width + 1
+
+    def _may_start(self) -> bool:
+        return not self.paused and not self.stop_requested
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _cap_reached(self) -> str:
+    def _cap_reached(self, in_flight: int = 0) -> str:
+        """Why no further candidate may be proposed ('' if one may); in-flight ones count."""
         rows = [r for r in self.ledger.rows() if r.status != "literature"]
-        if len(rows) >= self.options.max_candidates:
+        if len(rows) + in_flight >= self.options.max_candidates:
             return f"candidate cap reached ({len(rows)}/{self.options.max_candidates})"
         if self.options.max_hours and time.time() - self._started >= self.options.max_hours * 3600:
             return f"time cap reached ({self.options.max_hours} h)"
@@ -225,25 +267,11 @@ class Campaign:
             parent=self.repo.head(),
             tag=self.tag,
             hashes=self.hashes,
+            in_flight=[
+                {"id": c.id, "args": dict(c.spec.args), "description": c.spec.description}
+                for c in list(self.in_flight.values())
+            ],
         )
-
-    def _run_batch(self) -> None:
-        parent = self.repo.head()
-        width = 1 if not self.ledger.rows() else self.options.parallel
-        approved = []
-        for _ in range(width):
-            if self.stop_requested or self.paused:
-                break
-            spec = self._propose()
-            candidate = self._prepare(spec, parent)
-            self._check_cost_cap()
-            if candidate and self._approved(candidate):
-                approved.append(candidate)
-        if not approved:
-            return
-        with ThreadPoolExecutor(max_workers=len(approved)) as pool:
-            results = list(pool.map(self._execute, approved, range(len(approved))))
-        self._review(list(zip(approved, results, strict=True)))
 
     def _propose(self) -> CandidateSpec:
         """The next spec; a proposer failure becomes a spec the guard refuses, with the reason."""
@@ -325,11 +353,15 @@ class Campaign:
                 diff=candidate.diff,
                 checks=candidate.validation,
             )
-            while cid not in self.decisions and not self.stop_requested and self.approval == "manual":
-                self._cond.wait(timeout=1.0)
-            decision = self.decisions.pop(cid, None)
-            self.awaiting.pop(cid, None)
-            self.set_state("running")
+        while True:
+            with self._cond:
+                if cid in self.decisions or self.stop_requested or self.approval != "manual":
+                    decision = self.decisions.pop(cid, None)
+                    self.awaiting.pop(cid, None)
+                    self.set_state("running")
+                    break
+                self._cond.wait(timeout=0.5)
+            self._review(self._slots.finished())  # candidates keep finishing while the human reads
         if decision is None and self.approval == "auto" and not self.stop_requested:
             return True
         if decision is None or decision.type is CommandType.REJECT:
@@ -398,16 +430,19 @@ class Campaign:
         )
         return result
 
-    def _review(self, batch: list[tuple[Candidate, RunResult]]) -> None:
-        scores = {c.id: (r.score if r.status == "ok" else None) for c, r in batch}
-        statuses = review_batch(
-            scores, self.ledger.rows(), self.profile.maximize, self.profile.watchdog.min_delta
-        )
-        for candidate, result in batch:
-            self._record(candidate, result, statuses[candidate.id])
-        rows = len(self.ledger.rows())
-        if "keep" in statuses.values() or rows % CHECKPOINT_EVERY == 0:
-            self.checkpoint()
+    def _review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
+        """Each finished candidate against the best known at that moment (earlier ones included)."""
+        for candidate, result in finished:
+            score = result.score if result.status == "ok" else None
+            status = review_batch(
+                {candidate.id: score},
+                self.ledger.rows(),
+                self.profile.maximize,
+                self.profile.watchdog.min_delta,
+            )[candidate.id]
+            self._record(candidate, result, status)
+            if status == "keep" or len(self.ledger.rows()) % CHECKPOINT_EVERY == 0:
+                self.checkpoint()
 
     def checkpoint(self) -> None:
         """Commit ``results.tsv`` onto the campaign branch (after keeps, periodically, and at the end)."""
@@ -417,6 +452,7 @@ class Campaign:
 
     def _record(self, candidate: Candidate, result: RunResult, status: str) -> None:
         cid, spec = candidate.id, candidate.spec
+        self.in_flight.pop(cid, None)
         commit = candidate.commit
         if status == "keep":
             self.repo.keep(commit, f"keep {cid}: {spec.description}")
