@@ -33,7 +33,19 @@ def override(campaign: Campaign, command: Command) -> None:
 
 
 def recover_interrupted(campaign: Campaign) -> None:
-    """A candidate that was running when the engine died is recorded as a crash."""
+    """A candidate that was running when the engine died is recorded as a crash; one that was
+    waiting for a slot, as not run (it never started: its proposal is simply not used)."""
+    for cid, proposal in campaign.journal.unstarted(set(campaign.final_records())).items():
+        spec = CandidateSpec(
+            proposal.get("description", "?"),
+            proposal.get("target", "scalar"),
+            proposal.get("args", {}),
+            source_refs=proposal.get("source_refs", []),
+        )
+        parent = proposal.get("parent") or campaign.repo.head()
+        candidate = Candidate(cid, spec, parent, time.time(), commit=parent)
+        campaign.finalise(candidate, "rejected", error="not run: the engine stopped before a slot was free")
+        campaign.repo.remove_worktree(cid)
     for cid, info in campaign.journal.unfinished(set(campaign.final_records())).items():
         for process in processes_of_run(info.get("token", "-")):
             process.kill()

@@ -48,3 +48,16 @@ class Journal:
             elif event.type is EventType.CANDIDATE_LOG and "token" in event.data:
                 found.setdefault(cid, {})["token"] = event.data["token"]
         return {cid: info for cid, info in found.items() if "started" in info and cid not in final_ids}
+
+    def unstarted(self, final_ids: set[str]) -> dict[str, dict]:
+        """Candidates proposed (and perhaps approved) that never started and have no final record:
+        what an engine that died was holding ahead for a free slot. ``{id: proposal event data}``."""
+        proposed: dict[str, dict] = {}
+        started: set[str] = set()
+        for event in self.events():
+            cid = event.data.get("id")
+            if event.type is EventType.CANDIDATE_PROPOSED:
+                proposed[cid] = event.data
+            elif event.type is EventType.CANDIDATE_STARTED:
+                started.add(cid)
+        return {cid: data for cid, data in proposed.items() if cid not in started and cid not in final_ids}
