@@ -2,7 +2,7 @@
 
 Each round: receive the global model, load it strictly, take ``--local_steps`` optimiser
 updates on this hospital's training split, and send the weight DIFF with the number of
-steps taken. On an evaluate task, send the accuracy of the received model on the
+steps taken and the hospital's training-sample count (the weight of FLamby's FedAvg). On an evaluate task, send the accuracy of the received model on the
 hospital's test split.
 """
 
@@ -19,6 +19,7 @@ from tasks.fed_heart_disease.data import load_site
 from tasks.fed_heart_disease.model import DEFAULT_ARCH, build_model
 from tasks.shared.evaluation import accuracy
 from tasks.shared.training import (
+    NUM_TRAIN_SAMPLES,
     SCAFFOLD_CTRL_DIFF,
     ScaffoldState,
     batches,
@@ -76,7 +77,7 @@ def main() -> None:
 
         global_accuracy = accuracy(model, test_x, test_y)
         global_model = copy.deepcopy(model).requires_grad_(False)
-        meta = {"NUM_STEPS_CURRENT_ROUND": args.local_steps}
+        meta = {"NUM_STEPS_CURRENT_ROUND": args.local_steps, NUM_TRAIN_SAMPLES: len(train_y)}
         if scaffold is not None:
             scaffold.receive(input_model.meta)
         loss = local_train(

@@ -13,6 +13,8 @@ from torch import nn
 
 SCAFFOLD_CTRL_DIFF = "scaffold_c_diff"
 SCAFFOLD_CTRL_GLOBAL = "scaffold_c_global"
+# The client's training-sample count, sent in every update's meta for sample-weighted FedAvg.
+NUM_TRAIN_SAMPLES = "NUM_TRAIN_SAMPLES"
 
 
 def site_index(site_name: str) -> int:
