@@ -11,7 +11,7 @@ from engine import __version__
 from engine.campaign import CampaignError
 from engine.ledger import LedgerError
 from engine.profile import ProfileError, load_profile
-from engine.resources import import_root, resolve_root
+from engine.resources import resolve_root
 
 
 class UsageError(Exception):
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("profile", help="profile name (profiles/NAME.toml) or path")
     data.add_argument("--workspace", type=Path, default=None)
     data.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    data.add_argument("--data_root", default=None, help="read the task's data here instead of budget.data_root")
     data.set_defaults(handler=cmd_data)
 
     run = commands.add_parser("run", help="start a campaign")
@@ -119,28 +120,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def federation(root: Path, profile_name: str) -> dict:
-    """The federation a profile trains on, from the task's data bridge."""
-    import importlib
-
-    profile = load_profile(root, profile_name)
-    import_root(root)
-    module = importlib.import_module(profile.task_dir.replace("/", ".") + ".data")
-    clients = module.describe(profile.budget.n_clients)
-    summary = {
-        "profile": profile.name,
-        "clients": clients,
-        "total_train": sum(c["train"] for c in clients),
-        "total_test": sum(c["test"] for c in clients),
-    }
-    summary["total_samples"] = summary["total_train"] + summary["total_test"]
-    if all("users" in c for c in clients):
-        summary["users"] = sum(c["users"] for c in clients)
-    return summary
-
-
 def cmd_data(args: argparse.Namespace) -> int:
-    summary = federation(resolve_root(args.workspace), args.profile)
+    from engine.federation import federation
+
+    summary = federation(resolve_root(args.workspace), args.profile, args.data_root)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -27,12 +27,12 @@ def predict(model: nn.Module, features: torch.Tensor, batch_size: int = 4096) ->
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long)
 
 
-def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows whose predicted class equals the label."""
+def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch_size: int = 4096) -> float:
+    """Fraction of rows whose predicted class equals the label (``batch_size`` rows at a time)."""
     if len(labels) == 0:
         raise ValueError("cannot compute accuracy on an empty evaluation set")
-    predicted = predict(model, features)
-    return float((predicted == labels.reshape(-1).long()).float().mean().item())
+    predicted = predict(model, features, batch_size)
+    return float((predicted == labels.reshape(-1).long().to(predicted.device)).float().mean().item())
 
 
 @torch.no_grad()
