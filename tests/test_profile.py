@@ -227,3 +227,20 @@ def test_every_path_a_profile_names_must_exist(root, tmp_path, old, new, message
     with pytest.raises(ProfileError) as caught:
         load_profile(root, str(bad))
     assert str(caught.value) == f"paths.toml: {message}"
+
+
+def test_afr_data_on_a_task_without_a_data_bridge_is_one_line(root, tmp_path):
+    (tmp_path / "tasks" / "bare").mkdir(parents=True)
+    (tmp_path / "tasks" / "bare" / "job.py").write_text("")
+    (tmp_path / "tasks" / "bare" / "client.py").write_text("")
+    (tmp_path / "profiles").mkdir()
+    text = GENERAL.replace('task_dir = "tasks/fed_heart_disease"', 'task_dir = "tasks/bare"')
+    text = text.replace('"tasks/fed_heart_disease/client.py"', '"tasks/bare/client.py"')
+    text = text.replace('"tasks/fed_heart_disease/uci_data/*"', '"tasks/bare/*.py"')
+    (tmp_path / "profiles" / "general.toml").write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "data", "general", "--workspace", str(tmp_path)],
+        cwd=root, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "afr: error: general: tasks/bare has no data.py (data bridge) to describe"
