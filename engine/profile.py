@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 Scalar = bool | int | float | str
 FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Flags the runner or the shared job plumbing set; a profile field may not take them over.
+RESERVED_FLAGS = {"env", "workspace", "result_json", "name", "aggregator", "metric", "metric_direction"}
 
 
 class ProfileError(ValueError):
@@ -56,6 +58,8 @@ class Budget(BaseModel):
         for name, value in (self.model_extra or {}).items():
             if not FLAG_NAME.match(name):
                 raise ValueError(f"{name}: a budget field name is lower_snake_case (it becomes --{name})")
+            if name in RESERVED_FLAGS:
+                raise ValueError(f"{name}: --{name} is set by afr, not by a profile")
             if not isinstance(value, (bool, int, float, str)):
                 raise ValueError(f"{name}: a budget field is a single bool, number or string")
             if isinstance(value, float) and not math.isfinite(value):
@@ -214,6 +218,8 @@ class Profile(Strict):
         for name in self.mutable:
             if not FLAG_NAME.match(name):
                 raise ValueError(f"mutable.{name}: an arg name is lower_snake_case (it becomes --{name})")
+            if name in RESERVED_FLAGS:
+                raise ValueError(f"mutable.{name}: --{name} is set by afr, not by a profile")
         for name in self.mutable:
             if name in budget_fields:
                 raise ValueError(f"mutable.{name}: a fixed budget field cannot be mutable")

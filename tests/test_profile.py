@@ -50,6 +50,7 @@ MALFORMED = [
         "mutable.lr",
     ),
     ("unknown field", lambda t: t.replace("[run]\n", "[run]\nepochs = 3\n"), "run.epochs"),
+    ("budget field reserved", lambda t: t.replace("[budget]\n", '[budget]\nworkspace = "x"\n'), "budget.workspace"),
     ("budget field not a scalar", lambda t: t.replace("[budget]\n", "[budget]\nalpha = [1, 2]\n"), "alpha"),
     (
         "mixed choices",
