@@ -245,3 +245,15 @@ def test_afr_data_on_a_task_without_a_data_bridge_is_one_line(root, tmp_path):
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == "afr: error: general: tasks/bare has no data.py (data bridge) to describe"
+
+
+def test_scripted_search_samples_and_flips_bool_args():
+    import random
+
+    from engine.proposers.scripted import perturb_value, sample_value
+
+    arg = parse_profile(GENERAL).mutable["nesterov"]
+    rng = random.Random(0)
+    drawn = {sample_value(arg, rng) for _ in range(20)}
+    assert drawn == {True, False}
+    assert perturb_value(arg, True, rng) is False and perturb_value(arg, False, rng) is True
