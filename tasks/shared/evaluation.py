@@ -1,6 +1,7 @@
 """The metrics tasks are scored with. Protected: a candidate may not edit this file.
 
-``accuracy`` for classification tasks; ``concordance_index`` (Harrell's C, through
+``accuracy`` (higher is better) and ``log_loss`` (lower is better) for classification tasks;
+``concordance_index`` (Harrell's C, through
 lifelines, as FLamby computes it) for survival tasks.
 """
 
@@ -33,6 +34,28 @@ def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, bat
         raise ValueError("cannot compute accuracy on an empty evaluation set")
     predicted = predict(model, features, batch_size)
     return float((predicted == labels.reshape(-1).long().to(predicted.device)).float().mean().item())
+
+
+@torch.no_grad()
+def log_loss(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch_size: int = 4096) -> float:
+    """Mean cross-entropy of the model's outputs (one logit: binary, else softmax) against the labels."""
+    if len(labels) == 0:
+        raise ValueError("cannot compute a loss on an empty evaluation set")
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, len(features), batch_size):
+        out = model(features[start : start + batch_size]).float()
+        target = labels[start : start + batch_size].to(out.device)
+        if out.ndim == 1 or out.shape[-1] == 1:
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                out.reshape(-1), target.reshape(-1).float(), reduction="sum"
+            )
+        else:
+            loss = nn.functional.cross_entropy(out, target.reshape(-1).long(), reduction="sum")
+        total += float(loss)
+    model.train(was_training)
+    return total / len(labels)
 
 
 @torch.no_grad()
