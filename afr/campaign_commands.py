@@ -13,7 +13,7 @@ from pathlib import Path
 from afr.common import UsageError, gpu_ids, interactive, workspace_root
 from engine.campaign.options import CampaignError
 from engine.profile import load_profile
-from engine.store.bundle import import_root, resolve_root
+from engine.store.bundle import resolve_root
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -24,28 +24,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def federation(root: Path, profile_name: str) -> dict:
-    """The federation a profile trains on, from the task's data bridge."""
-    import importlib
-
-    profile = load_profile(root, profile_name)
-    import_root(root)
-    module = importlib.import_module(profile.task_dir.replace("/", ".") + ".data")
-    clients = module.describe(profile.budget.n_clients)
-    summary = {
-        "profile": profile.name,
-        "clients": clients,
-        "total_train": sum(c["train"] for c in clients),
-        "total_test": sum(c["test"] for c in clients),
-    }
-    summary["total_samples"] = summary["total_train"] + summary["total_test"]
-    if all("users" in c for c in clients):
-        summary["users"] = sum(c["users"] for c in clients)
-    return summary
-
-
 def cmd_data(args: argparse.Namespace) -> int:
-    summary = federation(resolve_root(args.workspace), args.profile)
+    from engine.federation import federation
+
+    summary = federation(resolve_root(args.workspace), args.profile, args.data_root)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -124,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = CampaignOptions(
         max_candidates=args.max_candidates,
         max_hours=args.max_hours,
-        parallel=args.parallel or profile.run.parallel or len(gpus) or 1,
+        parallel=profile.parallel_width(args.parallel, len(gpus)),
         approval=args.approval,
         env=args.env,
         smoke=args.smoke,

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("profile", help="profile name (profiles/NAME.toml) or path")
     data.add_argument("--workspace", type=Path, default=None)
     data.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    data.add_argument("--data_root", default=None, help="read the task's data here instead of budget.data_root")
     data.set_defaults(handler=cmd_data)
 
     run = commands.add_parser("run", help="start a campaign")

@@ -1,10 +1,11 @@
 """Task profiles: one TOML file per benchmark task, validated here.
 
-A profile fixes what a campaign may not change (the budget: clients, rounds, batch size,
-seed, parameter cap, final-evaluation clients, run timeout), declares what it may change
-(each mutable arg with its type and range, the aggregator choices, the editable files),
-and names the files that must stay byte-identical (data bridge, metric, scoring).
-Every problem is reported as one line naming the field.
+A profile fixes what a campaign may not change (the budget: clients, rounds, seed,
+parameter cap, final-evaluation clients, and any number of task-specific scalars such as
+a batch size or a data folder), declares what it may change (each mutable arg with its
+type and range, the aggregator choices, the editable files), and names the files that
+must stay byte-identical (data bridge, metric, scoring). ``docs/tasks.md`` describes every
+field. Every problem is reported as one line naming the field.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 Scalar = bool | int | float | str
+FLAG_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Flags the runner or the shared job plumbing set; a profile field may not take them over.
+RESERVED_FLAGS = {"env", "workspace", "result_json", "name", "aggregator", "metric", "metric_direction"}
 
 
 class ProfileError(ValueError):
@@ -33,15 +37,43 @@ class Metric(Strict):
     direction: Literal["maximize", "minimize"] = "maximize"
 
 
-class Budget(Strict):
-    """Fixed for the whole campaign: every candidate runs with exactly these."""
+class Budget(BaseModel):
+    """Fixed for the whole campaign: every candidate runs with exactly these.
+
+    Besides the named fields a task may fix any number of its own scalars (``alpha``,
+    ``data_root``, ``amp``...): each goes to the job as a flag and is never mutable.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     n_clients: PositiveInt
     num_rounds: PositiveInt
-    batch_size: PositiveInt
+    batch_size: PositiveInt | None = None  # None: the task has no batch size to fix
     seed: int
     max_model_params: PositiveInt
     final_eval_clients: list[str] | Literal["all"] = "all"
+
+    @model_validator(mode="after")
+    def _extra_fields_are_scalars(self) -> Budget:
+        for name, value in (self.model_extra or {}).items():
+            if not FLAG_NAME.match(name):
+                raise ValueError(f"{name}: a budget field name is lower_snake_case (it becomes --{name})")
+            if name in RESERVED_FLAGS:
+                raise ValueError(f"{name}: --{name} is set by afr, not by a profile")
+            if not isinstance(value, (bool, int, float, str)):
+                raise ValueError(f"{name}: a budget field is a single bool, number or string")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}: {value!r} is not finite")
+        return self
+
+    @property
+    def fields(self) -> set[str]:
+        """Every fixed field: the named ones and the task's own."""
+        return set(type(self).model_fields) | set(self.model_extra or {})
+
+    def values(self) -> dict[str, Scalar | list[str]]:
+        """Every fixed field with a value, in declaration order."""
+        return {name: value for name, value in self.model_dump().items() if value is not None}
 
     @model_validator(mode="after")
     def _known_clients(self) -> Budget:
@@ -60,7 +92,8 @@ class MutableArg(Strict):
 
     # "architecture": any name registered in the task's model.py (checked by the guard);
     # its optional choices are the names known when the campaign starts.
-    type: Literal["float", "int", "choice", "architecture"]
+    # "bool": a switch, passed to the job as ``--name`` when true and left out when false.
+    type: Literal["float", "int", "choice", "bool", "architecture"]
     min: float | None = None
     max: float | None = None
     log: bool = False
@@ -71,6 +104,10 @@ class MutableArg(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> MutableArg:
+        if self.type == "bool":
+            if self.min is not None or self.max is not None or self.log or self.choices is not None:
+                raise ValueError("a bool arg takes no min/max/log/choices")
+            return self
         if self.type == "architecture":
             if self.min is not None or self.max is not None or self.log:
                 raise ValueError("an architecture arg takes no min/max/log")
@@ -80,6 +117,9 @@ class MutableArg(Strict):
                 raise ValueError("a choice arg needs a non-empty 'choices' list")
             if self.min is not None or self.max is not None or self.log:
                 raise ValueError("a choice arg takes 'choices', not min/max/log")
+            kinds = {type(c) if isinstance(c, (bool, str)) else float for c in self.choices}
+            if len(kinds) > 1:
+                raise ValueError(f"choices mix strings, numbers and bools: {self.choices}")
             return self
         if self.choices is not None:
             raise ValueError(f"a {self.type} arg takes min/max, not 'choices'")
@@ -93,11 +133,15 @@ class MutableArg(Strict):
 
     def problem(self, value: object) -> str | None:
         """Why ``value`` is not allowed for this arg, or None when it is."""
+        if self.type == "bool":
+            return None if isinstance(value, bool) else f"{value!r} is not true or false"
         if self.type == "architecture":
             ok = isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value)
             return None if ok else f"{value!r} is not an architecture name"
         if self.type == "choice":
-            return None if value in (self.choices or []) else f"{value!r} is not one of {self.choices}"
+            # 1 == True in Python: a choice is matched by type as well as value.
+            same = [c for c in self.choices or [] if c == value and isinstance(c, bool) == isinstance(value, bool)]
+            return None if same else f"{value!r} is not one of {self.choices}"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"{value!r} is not a number"
         if self.type == "int" and not float(value).is_integer():
@@ -170,7 +214,12 @@ class Profile(Strict):
 
     @model_validator(mode="after")
     def _args_agree(self) -> Profile:
-        budget_fields = set(Budget.model_fields)
+        budget_fields = self.budget.fields
+        for name in self.mutable:
+            if not FLAG_NAME.match(name):
+                raise ValueError(f"mutable.{name}: an arg name is lower_snake_case (it becomes --{name})")
+            if name in RESERVED_FLAGS:
+                raise ValueError(f"mutable.{name}: --{name} is set by afr, not by a profile")
         for name in self.mutable:
             if name in budget_fields:
                 raise ValueError(f"mutable.{name}: a fixed budget field cannot be mutable")
@@ -189,9 +238,11 @@ class Profile(Strict):
         for name in self.mutable:
             if name not in self.baseline:
                 raise ValueError(f"baseline.{name}: missing (every mutable arg needs a baseline value)")
-        for name in self.smoke:
+        for name, value in self.smoke.items():
             if name not in budget_fields and name not in self.mutable:
                 raise ValueError(f"smoke.{name}: unknown arg (not a budget field or mutable arg)")
+            if name in self.mutable and (problem := self.mutable[name].problem(value)):
+                raise ValueError(f"smoke.{name}: {problem}")
         return self
 
     # -- derived views -------------------------------------------------------------------
@@ -200,10 +251,15 @@ class Profile(Strict):
     def maximize(self) -> bool:
         return self.metric.direction == "maximize"
 
+    def parallel_width(self, override: int | None = None, gpus: int = 0) -> int:
+        """How many candidates run at once: the command line's value, else ``[run].parallel``,
+        else one per visible GPU, else 1."""
+        return override or self.run.parallel or gpus or 1
+
     def check_args(self, args: dict[str, Scalar]) -> list[str]:
         """One line per problem with candidate args (unknown, fixed, out of range)."""
         problems = []
-        budget_fields = set(Budget.model_fields)
+        budget_fields = self.budget.fields
         for name, value in args.items():
             if name in budget_fields:
                 problems.append(f"{name}: a fixed budget field cannot change")
@@ -223,9 +279,11 @@ class Profile(Strict):
     ) -> list[str]:
         """Command-line flags for the task's job: budget, then baseline args with ``args`` applied.
 
-        ``seed`` replaces the budget's seed (seed repeats change nothing else).
+        ``seed`` replaces the budget's seed (seed repeats change nothing else). A bool is the
+        bare flag when true and nothing when false (argparse's ``store_true``); a list is
+        comma-separated.
         """
-        values: dict[str, Scalar | list[str]] = dict(self.budget.model_dump())
+        values: dict[str, Scalar | list[str]] = self.budget.values()
         if seed is not None:
             values["seed"] = seed
         values.update(self.baseline)
@@ -234,6 +292,9 @@ class Profile(Strict):
             values.update(self.smoke)
         flags = []
         for name, value in values.items():
+            if isinstance(value, bool):
+                flags += [f"--{name}"] if value else []
+                continue
             if isinstance(value, list):
                 value = ",".join(value)
             flags += [f"--{name}", str(value)]
@@ -251,6 +312,9 @@ def format_error(error: ValidationError) -> str:
         message = "unknown field"
     elif "input" in first and first["type"] not in ("value_error",):
         message = f"{message} (got {first['input']!r})"
+    elif where and (named := re.match(r"([a-z_][A-Za-z0-9_]*): ", message)):
+        # A model validator naming one of its own fields (a task's budget scalar).
+        where, message = f"{where}.{named.group(1)}", message[named.end() :]
     return f"{where}: {message}" if where else message
 
 
@@ -281,7 +345,27 @@ def load_profile(root: Path, name_or_path: str) -> Profile:
             f"no profile {name_or_path!r} in {root / 'profiles'} (available: {', '.join(available)})"
         )
     profile = parse_profile(path.read_text(), source=path.name)
-    task_dir = root / profile.task_dir
-    if not (task_dir / profile.job).is_file():
-        raise ProfileError(f"{path.name}: task_dir: {task_dir / profile.job} does not exist")
+    problem = missing_path(root, profile)
+    if problem:
+        raise ProfileError(f"{path.name}: {problem}")
     return profile
+
+
+def missing_path(root: Path, profile: Profile) -> str | None:
+    """The first path the profile names that is not in the workspace, as ``field: reason``."""
+    task_dir = root / profile.task_dir
+    if not task_dir.is_dir():
+        return f"task_dir: {profile.task_dir} does not exist"
+    if not (task_dir / profile.job).is_file():
+        return f"job: {profile.task_dir}/{profile.job} does not exist"
+    for field in ("editable", "protected", "context"):
+        for index, pattern in enumerate(getattr(profile.surface, field)):
+            where = f"surface.{field}[{index}]"
+            if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+                return f"{where}: {pattern} is not a path inside the workspace"
+            if any(ch in pattern for ch in "*?["):
+                if not any(root.glob(pattern)):
+                    return f"{where}: {pattern} matches no file"
+            elif not (root / pattern).exists():
+                return f"{where}: {pattern} does not exist"
+    return None

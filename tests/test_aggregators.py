@@ -13,6 +13,7 @@ from tasks.shared.aggregators import (
     FedAdamAggregator,
     FedAvgMAggregator,
     MedianAggregator,
+    SampleWeightedAggregator,
     ScaffoldAggregator,
     WeightedAggregator,
     build_aggregator,
@@ -44,6 +45,20 @@ def feed(aggregator, diffs, steps=STEPS, meta_extra=None, metrics=None):
 def weighted_mean(diffs, key):
     weights = np.array(STEPS) / sum(STEPS)
     return sum(w * d[key].astype(np.float64) for w, d in zip(weights, diffs, strict=True))
+
+
+def test_sample_weighted_fedavg_weights_by_training_samples_not_steps():
+    diffs = updates(0)
+    samples = [199, 30, 85]
+    result = feed(
+        build_aggregator("sample_weighted"), diffs, meta_extra=[{"NUM_TRAIN_SAMPLES": n} for n in samples]
+    )
+    weights = np.array(samples) / sum(samples)
+    for key in ("w", "b"):
+        expected = sum(w * d[key].astype(np.float64) for w, d in zip(weights, diffs, strict=True))
+        np.testing.assert_allclose(result.params[key], expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="NUM_TRAIN_SAMPLES"):
+        feed(SampleWeightedAggregator(), diffs)
 
 
 def test_weighted_fedavg_is_step_weighted_mean():

@@ -87,7 +87,7 @@ def test_twelve_candidates_end_to_end(workspace):
     assert "keep c001" in log and "keep c003" in log
     assert git.Repo(workspace).head.ref.name == "main"  # the user's checkout was never switched
     records = Ledger(campaign.dir).latest_candidates()
-    assert records["c003"]["arg_changes"] == {"aggregator": ["weighted", "fedadam"], "server_lr": [1.0, 0.03]}
+    assert records["c003"]["arg_changes"] == {"aggregator": ["sample_weighted", "fedadam"], "server_lr": [1.0, 0.03]}
     assert records["c003"]["validation"] == dict.fromkeys(
         ("surface", "args", "contract", "compile", "model", "integrity"), "ok"
     )

@@ -77,3 +77,18 @@ def test_heart_refuses_modified_data(tmp_path, monkeypatch):
     finally:
         monkeypatch.undo()
         heart.load_federation.cache_clear()
+
+
+def test_heart_is_standardised_per_hospital_with_its_training_statistics():
+    for site in heart.load_federation():
+        train, test = site.train.features, site.test.features
+        # FLamby's normalize=True: (x - mean) / (std + 1e-9) with this hospital's training rows.
+        np.testing.assert_allclose(train.mean(axis=0), 0.0, atol=1e-5)
+        std = train.std(axis=0, ddof=1)
+        constant = std < 1e-6  # Switzerland's cholesterol is recorded as 0 for everyone
+        np.testing.assert_allclose(std[~constant], 1.0, rtol=1e-4)
+        assert (train[:, constant] == 0).all() and (test[:, constant] == 0).all()
+        # The test rows use the training statistics, so they are not standardised themselves.
+        assert np.abs(test.mean(axis=0)).max() > 0.01
+    assert heart.load_federation()[2].hospital == "switzerland"
+    assert heart.load_federation()[2].train.features.std(axis=0, ddof=1)[3] < 1e-6

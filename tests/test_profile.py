@@ -11,7 +11,7 @@ import pytest
 
 from engine.profile import ProfileError, load_profile, parse_profile
 
-BUNDLED = ("fed_heart_disease", "leaf_synthetic")
+BUNDLED = ("fed_heart_disease", "leaf_synthetic", "fed_tcga_brca", "cifar10")
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -49,7 +49,19 @@ MALFORMED = [
         ),
         "mutable.lr",
     ),
-    ("unknown field", lambda t: t.replace("[budget]\n", "[budget]\nepochs = 3\n"), "budget.epochs"),
+    ("unknown field", lambda t: t.replace("[run]\n", "[run]\nepochs = 3\n"), "run.epochs"),
+    ("budget field reserved", lambda t: t.replace("[budget]\n", '[budget]\nworkspace = "x"\n'), "budget.workspace"),
+    ("budget field not a scalar", lambda t: t.replace("[budget]\n", "[budget]\nalpha = [1, 2]\n"), "alpha"),
+    (
+        "mixed choices",
+        lambda t: t.replace('choices = ["adam", "sgd"]', 'choices = ["adam", 1]'),
+        "mutable.optimizer",
+    ),
+    (
+        "bool arg with a range",
+        lambda t: t + '\n[mutable.nesterov]\ntype = "bool"\nmin = 0\nmax = 1\n',
+        "mutable.nesterov",
+    ),
     ("baseline out of range", lambda t: t.replace("lr = 0.001", "lr = 5.0"), "baseline.lr"),
     (
         "budget made mutable",
@@ -100,6 +112,148 @@ def test_check_args_rejects_fixed_unknown_and_out_of_range(root):
         "num_rounds: a fixed budget field cannot change",
         "dropout: not a mutable arg of profile fed_heart_disease",
         "lr: 3.0 is outside [1e-05, 1]",
-        "aggregator: 'krum' is not one of ['weighted', 'fedavgm', 'fedadam', 'median', 'scaffold']",
+        "aggregator: 'krum' is not one of "
+        "['sample_weighted', 'weighted', 'fedavgm', 'fedadam', 'median', 'scaffold']",
         "local_steps: 2.5 is not an integer",
     ]
+
+
+GENERAL = """
+name = "general"
+task_dir = "tasks/fed_heart_disease"
+
+[metric]
+name = "loss"
+direction = "minimize"
+
+[budget]
+n_clients = 4
+num_rounds = 3
+seed = 7
+max_model_params = 100
+alpha = 0.5
+data_root = "data/x"
+amp = true
+pin_memory = false
+
+[baseline]
+aggregator = "weighted"
+nesterov = false
+schedule = "cosine"
+
+[mutable.nesterov]
+type = "bool"
+
+[mutable.schedule]
+type = "choice"
+choices = ["constant", "cosine"]
+
+[aggregators]
+choices = ["weighted"]
+
+[surface]
+editable = ["tasks/fed_heart_disease/client.py"]
+protected = ["tasks/fed_heart_disease/uci_data/*"]
+
+[run]
+parallel = 3
+
+[smoke]
+num_rounds = 1
+nesterov = true
+"""
+
+
+def test_general_schema_budget_scalars_bools_strings_and_direction():
+    profile = parse_profile(GENERAL)
+    assert not profile.maximize
+    assert profile.parallel_width() == 3 and profile.parallel_width(1) == 1
+    assert profile.budget.batch_size is None
+    assert {"alpha", "data_root", "amp", "pin_memory"} <= profile.budget.fields
+    flags = profile.job_flags()
+    # Fixed scalars become flags, a true bool is the bare flag, a false one is left out.
+    assert flags[flags.index("--alpha") + 1] == "0.5"
+    assert flags[flags.index("--data_root") + 1] == "data/x"
+    assert "--amp" in flags and flags[flags.index("--amp") + 1].startswith("--")
+    assert "--pin_memory" not in flags and "--nesterov" not in flags and "--batch_size" not in flags
+    assert flags[flags.index("--schedule") + 1] == "cosine"
+    assert "--nesterov" in profile.job_flags(smoke=True)
+    assert "--nesterov" in profile.job_flags({"nesterov": True})
+    # Task budget fields are as fixed as the named ones; bools and choices are typed.
+    assert profile.check_args({"alpha": 0.1, "amp": False, "nesterov": 1, "schedule": "step"}) == [
+        "alpha: a fixed budget field cannot change",
+        "amp: a fixed budget field cannot change",
+        "nesterov: 1 is not true or false",
+        "schedule: 'step' is not one of ['constant', 'cosine']",
+    ]
+    assert profile.check_args({"nesterov": True, "schedule": "constant"}) == []
+    with pytest.raises(ProfileError, match=r"^<profile>: mutable\.alpha: a fixed budget field cannot be mutable$"):
+        parse_profile(GENERAL + '\n[mutable.alpha]\ntype = "float"\nmin = 0.1\nmax = 1.0\n')
+
+
+def test_bool_choice_does_not_accept_a_number():
+    text = GENERAL.replace('type = "bool"', 'type = "choice"\nchoices = [true, false]')
+    profile = parse_profile(text)
+    assert profile.check_args({"nesterov": 1}) == ["nesterov: 1 is not one of [True, False]"]
+    assert profile.check_args({"nesterov": True}) == []
+
+
+MISSING_PATHS = [
+    ('task_dir = "tasks/fed_heart_disease"', 'task_dir = "tasks/nope"', "task_dir: tasks/nope does not exist"),
+    ('job = "job.py"', 'job = "run.py"', "job: tasks/fed_heart_disease/run.py does not exist"),
+    (
+        '"tasks/fed_heart_disease/model.py",',
+        '"tasks/fed_heart_disease/modle.py",',
+        "surface.editable[1]: tasks/fed_heart_disease/modle.py does not exist",
+    ),
+    (
+        '"tasks/fed_heart_disease/uci_data/*",',
+        '"tasks/fed_heart_disease/uci/*",',
+        "surface.protected[1]: tasks/fed_heart_disease/uci/* matches no file",
+    ),
+    (
+        'context = ["program.md",',
+        'context = ["../program.md",',
+        "surface.context[0]: ../program.md is not a path inside the workspace",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "message"), MISSING_PATHS, ids=[m[2].split(":")[0] for m in MISSING_PATHS])
+def test_every_path_a_profile_names_must_exist(root, tmp_path, old, new, message):
+    text = bundled_text(root)
+    assert old in text
+    bad = tmp_path / "paths.toml"
+    bad.write_text(text.replace(old, new))
+    with pytest.raises(ProfileError) as caught:
+        load_profile(root, str(bad))
+    assert str(caught.value) == f"paths.toml: {message}"
+
+
+def test_afr_data_on_a_task_without_a_data_bridge_is_one_line(root, tmp_path):
+    (tmp_path / "tasks" / "bare").mkdir(parents=True)
+    (tmp_path / "tasks" / "bare" / "job.py").write_text("")
+    (tmp_path / "tasks" / "bare" / "client.py").write_text("")
+    (tmp_path / "profiles").mkdir()
+    text = GENERAL.replace('task_dir = "tasks/fed_heart_disease"', 'task_dir = "tasks/bare"')
+    text = text.replace('"tasks/fed_heart_disease/client.py"', '"tasks/bare/client.py"')
+    text = text.replace('"tasks/fed_heart_disease/uci_data/*"', '"tasks/bare/*.py"')
+    (tmp_path / "profiles" / "general.toml").write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "afr.cli", "data", "general", "--workspace", str(tmp_path)],
+        cwd=root, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "afr: error: general: tasks/bare has no data.py (data bridge) to describe"
+
+
+def test_scripted_search_samples_and_flips_bool_args():
+    import random
+
+    from engine.agent.scripted import perturb_value, sample_value
+
+    arg = parse_profile(GENERAL).mutable["nesterov"]
+    rng = random.Random(0)
+    drawn = {sample_value(arg, rng) for _ in range(20)}
+    assert drawn == {True, False}
+    assert perturb_value(arg, True, rng) is False and perturb_value(arg, False, rng) is True

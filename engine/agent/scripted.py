@@ -48,6 +48,8 @@ def relevant_args(profile: Profile, aggregator: str) -> list[str]:
 
 
 def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:
+    if arg.type == "bool":
+        return rng.random() < 0.5
     if arg.type in ("choice", "architecture"):
         return rng.choice(arg.choices)
     if arg.allow_zero and rng.random() < 0.3:
@@ -61,6 +63,8 @@ def sample_value(arg: MutableArg, rng: random.Random) -> Scalar:
 
 def perturb_value(arg: MutableArg, current: Scalar, rng: random.Random) -> Scalar:
     """A step around ``current``: a factor of about e^±0.5 on a log scale, ±15% of the range otherwise."""
+    if arg.type == "bool":
+        return not current
     if arg.type in ("choice", "architecture"):
         others = [c for c in arg.choices or [] if c != current]
         return rng.choice(others) if others else current

@@ -2,8 +2,9 @@
 
 Each round: receive the global model, load it strictly, take ``--local_steps`` optimiser
 updates on this hospital's training split, and send the weight DIFF with the number of
-steps taken. On an evaluate task, send the accuracy of the received model on the
-hospital's test split.
+steps taken and the hospital's training-sample count (the weight of FLamby's FedAvg). On an
+evaluate task, send the accuracy and the log loss of the received model on the hospital's
+test split.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from nvflare.app_common.abstract.fl_model import ParamsType
 
 from tasks.fed_heart_disease.data import load_site
 from tasks.fed_heart_disease.model import DEFAULT_ARCH, build_model
-from tasks.shared.evaluation import accuracy
+from tasks.shared.evaluation import accuracy, log_loss
 from tasks.shared.training import (
+    NUM_TRAIN_SAMPLES,
     SCAFFOLD_CTRL_DIFF,
     ScaffoldState,
     batches,
@@ -71,12 +73,14 @@ def main() -> None:
         model.load_state_dict(global_state, strict=True)
 
         if flare.is_evaluate():
-            flare.send(flare.FLModel(metrics={"accuracy": accuracy(model, test_x, test_y)}))
+            # Both metrics, so a profile can score either (log_loss with direction = "minimize").
+            metrics = {"accuracy": accuracy(model, test_x, test_y), "log_loss": log_loss(model, test_x, test_y)}
+            flare.send(flare.FLModel(metrics=metrics))
             continue
 
         global_accuracy = accuracy(model, test_x, test_y)
         global_model = copy.deepcopy(model).requires_grad_(False)
-        meta = {"NUM_STEPS_CURRENT_ROUND": args.local_steps}
+        meta = {"NUM_STEPS_CURRENT_ROUND": args.local_steps, NUM_TRAIN_SAMPLES: len(train_y)}
         if scaffold is not None:
             scaffold.receive(input_model.meta)
         loss = local_train(

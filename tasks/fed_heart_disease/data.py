@@ -3,16 +3,24 @@
 Rebuilds FLamby's ``fed_heart_disease`` federation from the four bundled UCI files:
 ``?`` is missing; columns 10, 11 and 12 are dropped; rows with a missing value are dropped;
 the label is ``num > 0``; columns 2 (chest pain type) and 6 (resting ECG) are one-hot
-encoded over all hospitals together with the first level dropped, giving 13 raw,
-unnormalised features; each hospital is split 66/34 with scikit-learn's
-``train_test_split(random_state=43, shuffle=True)``, stratified on the label when every
-class has more than two rows. The split does not depend on the run's seed. A profile's ``[heldout]`` section
-scores runs on a fixed part of each test split (``tasks/shared/holdout.py``).
+encoded over all hospitals together with the first level dropped, giving 13 features;
+each hospital is split 66/34 with scikit-learn's ``train_test_split(random_state=43,
+shuffle=True)``, stratified on the label when every class has more than two rows. As in
+FLamby (``normalize=True``, its default), every hospital's features, train and test alike,
+are standardised with that hospital's own training mean and (unbiased) standard deviation:
+``(x - mean) / (std + 1e-9)``. The split does not depend on the run's seed. A profile's
+``[heldout]`` section scores runs on a fixed part of each test split
+(``tasks/shared/holdout.py``).
+
+The bridge is a plain function API (``load_site``, ``describe``) so a trusted process can
+call it as well as a client: ``load_site(name, environ)`` takes the evaluation subset from
+``environ`` (the process environment when None).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,11 +43,12 @@ SHA256 = {
 NUM_FEATURES = 13
 TRAIN_FRACTION = 0.66
 SPLIT_SEED = 43
+STD_EPSILON = 1e-9  # FLamby's guard against a zero standard deviation
 
 
 @dataclass(frozen=True)
 class Split:
-    features: np.ndarray  # float32, (n, 13)
+    features: np.ndarray  # float32, (n, 13), standardised with the hospital's training statistics
     labels: np.ndarray  # float32, (n,), 0 or 1
 
 
@@ -99,19 +108,25 @@ def load_federation() -> tuple[Site, ...]:
     sites = []
     for number, hospital in enumerate(HOSPITALS, start=1):
         rows = hospital_of_row == hospital
+        train_rows = rows & (split_of_row == "train")
+        mean = features[train_rows].mean(axis=0)
+        std = features[train_rows].std(axis=0, ddof=1)
         parts = {
-            part: Split(features[rows & (split_of_row == part)], labels[rows & (split_of_row == part)])
+            part: Split(
+                ((features[rows & (split_of_row == part)] - mean) / (std + STD_EPSILON)).astype(np.float32),
+                labels[rows & (split_of_row == part)],
+            )
             for part in ("train", "test")
         }
         sites.append(Site(f"site-{number}", hospital, parts["train"], parts["test"]))
     return tuple(sites)
 
 
-def load_site(site_name: str) -> Site:
-    """A hospital's splits; its test split is the evaluation subset the engine asked for."""
+def load_site(site_name: str, environ: Mapping[str, str] | None = None) -> Site:
+    """A hospital's splits; its test split is the evaluation subset ``environ`` asks for."""
     for site in load_federation():
         if site.name == site_name:
-            keep = subset_indices(site.test.labels, site_name)
+            keep = subset_indices(site.test.labels, site_name, environ)
             test = Split(site.test.features[keep], site.test.labels[keep])
             return Site(site.name, site.hospital, site.train, test)
     raise ValueError(f"Fed-Heart-Disease has clients site-1..site-{len(HOSPITALS)}, not {site_name!r}")

@@ -66,7 +66,8 @@ def main() -> None:
         train_args=jobs.train_args_string(client_args),
         aggregator=jobs.aggregator_from_args(args),
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
-        key_metric="accuracy",
+        key_metric=args.metric,
+        key_metric_mode=jobs.key_metric_mode(args),
     )
     jobs.run(recipe, args, args.n_clients)
 

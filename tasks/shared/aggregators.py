@@ -3,7 +3,9 @@
 Every client sends ``FLModel(params_type=DIFF, meta={"NUM_STEPS_CURRENT_ROUND": n})``.
 The aggregators below turn one round of such updates into a single DIFF that NVFlare's
 FedAvg controller adds to the global model. Weighted ones weight a client by the local
-optimisation steps it reports, so a client that trained longer counts more.
+optimisation steps it reports, so a client that trained longer counts more; the
+``sample_weighted`` one weights it by its number of training samples, which clients send as
+``meta["NUM_TRAIN_SAMPLES"]`` (FLamby's FedAvg, ``flamby/strategies/fed_avg.py``).
 
 State that must live across rounds (server momentum, Adam moments, SCAFFOLD controls) is
 kept on the aggregator instance; ``reset_stats`` clears only the per-round accumulators.
@@ -21,7 +23,8 @@ from nvflare.app_common.app_constant import AlgorithmConstants
 
 SCAFFOLD_CTRL_DIFF = AlgorithmConstants.SCAFFOLD_CTRL_DIFF
 SCAFFOLD_CTRL_GLOBAL = AlgorithmConstants.SCAFFOLD_CTRL_GLOBAL
-AGGREGATOR_CHOICES = ("weighted", "fedavgm", "fedadam", "median", "scaffold")
+NUM_TRAIN_SAMPLES = "NUM_TRAIN_SAMPLES"
+AGGREGATOR_CHOICES = ("weighted", "sample_weighted", "fedavgm", "fedadam", "median", "scaffold")
 
 
 def as_array(value: Any) -> np.ndarray:
@@ -40,14 +43,19 @@ def _like(value: np.ndarray, reference: Any) -> Any:
     return np.asarray(value, dtype=np.asarray(reference).dtype)
 
 
-def step_weight(model: FLModel) -> float:
-    weight = (model.meta or {}).get(FLMetaKey.NUM_STEPS_CURRENT_ROUND)
+def meta_weight(model: FLModel, key: str) -> float:
+    """The non-negative, finite number a client put in ``meta[key]``."""
+    weight = (model.meta or {}).get(key)
     if weight is None:
-        raise ValueError("client update has no NUM_STEPS_CURRENT_ROUND in its meta")
+        raise ValueError(f"client update has no {key} in its meta")
     weight = float(weight)
     if weight < 0 or not np.isfinite(weight):
-        raise ValueError(f"NUM_STEPS_CURRENT_ROUND must be a finite number >= 0, got {weight}")
+        raise ValueError(f"{key} must be a finite number >= 0, got {weight}")
     return weight
+
+
+def step_weight(model: FLModel) -> float:
+    return meta_weight(model, FLMetaKey.NUM_STEPS_CURRENT_ROUND)
 
 
 def _require_diff(model: FLModel) -> None:
@@ -87,9 +95,12 @@ class WeightedAggregator(ModelAggregator):
         self._total = 0.0
         self._metrics = MetricMean()
 
+    def weight(self, model: FLModel) -> float:
+        return step_weight(model)
+
     def accept_model(self, model: FLModel) -> None:
         _require_diff(model)
-        weight = step_weight(model)
+        weight = self.weight(model)
         self._metrics.add(model.metrics, weight)
         for key, value in model.params.items():
             self._refs.setdefault(key, value)
@@ -113,6 +124,14 @@ class WeightedAggregator(ModelAggregator):
         return FLModel(
             params=params, params_type=ParamsType.DIFF, metrics=self._metrics.mean(), meta=meta or {}
         )
+
+
+class SampleWeightedAggregator(WeightedAggregator):
+    """FedAvg as FLamby runs it: the mean DIFF weighted by each client's training-sample count."""
+
+    def weight(self, model: FLModel) -> float:
+        step_weight(model)  # the step count stays part of every update's contract
+        return meta_weight(model, NUM_TRAIN_SAMPLES)
 
 
 class FedAvgMAggregator(WeightedAggregator):
@@ -261,6 +280,8 @@ def build_aggregator(
     """The aggregator a job's ``--aggregator`` flag names."""
     if name == "weighted":
         return WeightedAggregator()
+    if name == "sample_weighted":
+        return SampleWeightedAggregator()
     if name == "fedavgm":
         return FedAvgMAggregator(server_lr=server_lr, server_momentum=server_momentum)
     if name == "fedadam":

@@ -4,6 +4,11 @@ Shared by every task's ``job.py`` so that all tasks run, find their results and 
 their score the same way. ``--env sim`` (default) uses ``SimEnv``; ``--env poc`` starts
 real NVFlare server and client processes on localhost with ``PocEnv`` and copies the
 result out before NVFlare removes its POC workspace.
+
+The metric: each task's ``job.py`` declares the metric its clients report
+(``TaskMetric``: a name and whether higher or lower is better); ``--metric`` and
+``--metric_direction`` pick another one the clients also report. The name and direction
+reach NVFlare (``key_metric``, ``key_metric_mode``), the score and the result JSON.
 """
 
 from __future__ import annotations
@@ -14,22 +19,40 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from tasks.shared.aggregators import AGGREGATOR_CHOICES, build_aggregator
 from tasks.shared.scoring import final_score
 
 TASKS_ROOT = Path(__file__).resolve().parents[2]
+DIRECTIONS = ("maximize", "minimize")
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Arguments every task's job takes: environment, output, aggregation."""
+@dataclass(frozen=True)
+class TaskMetric:
+    """The metric a task's clients report in their evaluate branch, and which way is better."""
+
+    name: str
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+ACCURACY = TaskMetric("accuracy", "maximize")
+
+
+def add_common_args(
+    parser: argparse.ArgumentParser, metric: TaskMetric = ACCURACY, aggregator: str = "weighted"
+) -> None:
+    """Arguments every task's job takes: environment, output, metric, aggregation."""
     parser.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
     parser.add_argument("--workspace", default=None, help="NVFlare workspace root (default: a temp dir)")
     parser.add_argument("--result_json", default=None, help="write the score and result directory here")
     parser.add_argument("--name", default=None, help="NVFlare job name")
     parser.add_argument("--final_eval_clients", default="all", help="comma-separated site names, or all")
-    parser.add_argument("--aggregator", choices=AGGREGATOR_CHOICES, default="weighted")
+    parser.add_argument("--metric", default=metric.name, help="the reported metric the score averages")
+    parser.add_argument("--metric_direction", choices=DIRECTIONS, default=metric.direction)
+    parser.add_argument("--aggregator", choices=AGGREGATOR_CHOICES, default=aggregator)
     parser.add_argument("--server_lr", type=float, default=1.0)
     parser.add_argument("--server_momentum", type=float, default=0.9)
     parser.add_argument("--fedadam_beta1", type=float, default=0.9)
@@ -46,6 +69,11 @@ def aggregator_from_args(args: argparse.Namespace):
         beta2=args.fedadam_beta2,
         tau=args.fedadam_tau,
     )
+
+
+def key_metric_mode(args: argparse.Namespace) -> Literal["max", "min"]:
+    """NVFlare's name for the direction (its best-model selector; never used for scoring)."""
+    return "max" if args.metric_direction == "maximize" else "min"
 
 
 def train_args_string(values: dict) -> str:
@@ -108,10 +136,11 @@ def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
             shutil.copytree(poc_result, result_dir, dirs_exist_ok=True)
         finally:
             env.stop(clean_up=True)
-    score, per_site = final_score(result_dir, "accuracy", clients)
+    score, per_site = final_score(result_dir, args.metric, clients)
     summary = {
         "score": score,
-        "metric": "accuracy",
+        "metric": args.metric,
+        "direction": args.metric_direction,
         "per_site": per_site,
         "result_dir": str(result_dir),
         "status": status,

@@ -1,7 +1,8 @@
-"""Client-side helpers every task's ``client.py`` uses: seeding, batching, model diffs, SCAFFOLD."""
+"""Client-side helpers every task's ``client.py`` uses: seeding, devices, batching, model diffs, SCAFFOLD."""
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from torch import nn
 
 SCAFFOLD_CTRL_DIFF = "scaffold_c_diff"
 SCAFFOLD_CTRL_GLOBAL = "scaffold_c_global"
+# The client's training-sample count, sent in every update's meta for sample-weighted FedAvg.
+NUM_TRAIN_SAMPLES = "NUM_TRAIN_SAMPLES"
 
 
 def site_index(site_name: str) -> int:
@@ -29,10 +32,24 @@ def site_seed(base_seed: int, site_name: str) -> int:
 
 
 def seed_everything(seed: int) -> None:
+    # cuBLAS is deterministic only with a fixed workspace; set before CUDA starts.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the GPU when there is one, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available here (use auto or cpu)")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
 
 
 def batches(
@@ -87,7 +104,7 @@ class ScaffoldState:
             if name not in self.server:
                 raise ValueError(f"SCAFFOLD control for unknown parameter {name!r}")
             value = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
-            self.server[name] = value.to(self.server[name].dtype)
+            self.server[name] = value.to(device=self.server[name].device, dtype=self.server[name].dtype)
 
     def server_norm(self) -> float:
         """L2 norm of the server control received last (0 before the first aggregation)."""
@@ -107,8 +124,9 @@ class ScaffoldState:
         local_state = dict(model.named_parameters())
         diff = {}
         for name, old in self.local.items():
-            new = old - self.server[name] + (global_state[name] - local_state[name].detach()) / (steps * lr)
-            diff[name] = (new - old).numpy()
+            local = local_state[name].detach()
+            new = old - self.server[name] + (global_state[name].to(local.device) - local) / (steps * lr)
+            diff[name] = (new - old).cpu().numpy()
             self.local[name] = new
         return diff
 
@@ -132,8 +150,14 @@ def local_train(
     loss_fn,
     fedprox_mu: float = 0.0,
     scaffold: ScaffoldState | None = None,
+    device: torch.device | None = None,
+    amp: bool = False,
 ) -> float:
-    """``steps`` optimiser updates; FedProx adds (mu/2)||w - w_global||^2. Returns the mean loss."""
+    """``steps`` optimiser updates; FedProx adds (mu/2)||w - w_global||^2. Returns the mean loss.
+
+    With ``device`` each batch moves there first; ``amp`` runs the forward pass and loss in
+    bfloat16 autocast (no loss scaling needed, unlike float16).
+    """
     from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
 
     proximal = PTFedProxLoss(mu=fedprox_mu) if fedprox_mu > 0 else None
@@ -141,13 +165,18 @@ def local_train(
     total = 0.0
     for _ in range(steps):
         features, labels = next(data)
+        if device is not None:
+            features = features.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(features), labels)
+        device_type = (device or features.device).type
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=amp):
+            loss = loss_fn(model(features), labels)
         if proximal is not None:
             loss = loss + proximal(model, global_model)
         loss.backward()
         optimizer.step()
         if scaffold is not None:
             scaffold.correct(model, optimizer.param_groups[0]["lr"])
-        total += float(loss.detach())
+        total += float(loss.detach().float())
     return total / max(steps, 1)
