@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
+from engine.campaign.approval import approved
 from engine.campaign.candidate import Candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
@@ -72,7 +73,7 @@ class Campaign:
         self._cond = threading.Condition()
         self._started = time.time()
         self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
-        self._slots: Slots | None = None  # while run() runs
+        self.slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
 
     # -- events and commands -----------------------------------------------------------------
@@ -178,23 +179,23 @@ class Campaign:
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
         self.set_state("running")
-        self._slots = Slots(self.options.parallel, self._execute, self._may_start)
+        self.slots = Slots(self.options.parallel, self._execute, self._may_start)
         try:
-            self._loop(self._slots)
+            self._loop(self.slots)
         finally:
-            self._slots.close()
+            self.slots.close()
 
     def _loop(self, slots: Slots) -> None:
         """Keep every slot busy: propose while candidates run, review each as it finishes."""
         while True:
-            self._review(slots.finished())
+            self.review(slots.finished())
             if self.stop_requested:
                 for candidate in slots.take_unstarted():
                     self.in_flight.pop(candidate.id, None)
                     self.finalise(candidate, "rejected", error="not run: the campaign stopped first")
                     self.repo.remove_worktree(candidate.id)
                 if slots.in_flight:
-                    self._review(slots.finished(timeout=0.5))
+                    self.review(slots.finished(timeout=0.5))
                     continue
                 self.checkpoint()
                 self.set_state("stopped")
@@ -212,7 +213,7 @@ class Campaign:
                 self.emit(EventType.FINISHED, reason=reason, best=self.best_row())
                 return
             if reason or slots.in_flight >= self._work_ahead_limit(slots):
-                self._review(slots.finished(timeout=0.5))
+                self.review(slots.finished(timeout=0.5))
                 continue
             self.set_state("running")
             self.literature.maybe_run()
@@ -221,7 +222,7 @@ class Campaign:
                 continue
             candidate = self._prepare(self._propose(), self.repo.head())
             self._check_cost_cap()
-            if candidate and self._approved(candidate):
+            if candidate and approved(self, candidate):
                 self.in_flight[candidate.id] = candidate
                 slots.submit(candidate)
 
@@ -338,49 +339,6 @@ class Campaign:
         self.emit(EventType.CANDIDATE_VALIDATED, id=cid, commit=candidate.commit, checks=verdict.checks)
         return candidate
 
-    def _approved(self, candidate: Candidate) -> bool:
-        if self.approval != "manual":
-            return True
-        cid = candidate.id
-        with self._cond:
-            self.awaiting[cid] = candidate
-            self.set_state("awaiting_approval")
-            self.emit(
-                EventType.CANDIDATE_AWAITING_APPROVAL,
-                id=cid,
-                description=candidate.spec.description,
-                args=candidate.spec.args,
-                diff=candidate.diff,
-                checks=candidate.validation,
-            )
-        while True:
-            with self._cond:
-                if cid in self.decisions or self.stop_requested or self.approval != "manual":
-                    decision = self.decisions.pop(cid, None)
-                    self.awaiting.pop(cid, None)
-                    self.set_state("running")
-                    break
-                self._cond.wait(timeout=0.5)
-            self._review(self._slots.finished())  # candidates keep finishing while the human reads
-        if decision is None and self.approval == "auto" and not self.stop_requested:
-            return True
-        if decision is None or decision.type is CommandType.REJECT:
-            note = decision.note if decision else "campaign stopped before a decision"
-            if decision:
-                self.notes.append(f"{cid} rejected: {note}")
-            self.emit(EventType.DECISION, id=cid, decision="reject", note=note)
-            self.finalise(
-                candidate,
-                "rejected",
-                error=f"rejected by the human: {note}",
-                human={"decision": "reject", "note": note},
-            )
-            self.repo.remove_worktree(cid)
-            return False
-        candidate.human = {"decision": "approve", "note": decision.note}
-        self.emit(EventType.DECISION, id=cid, decision="approve", note=decision.note)
-        return True
-
     def _execute(self, candidate: Candidate, slot: int) -> RunResult:
         cid = candidate.id
         run_dir = self.dir / "runs" / cid
@@ -430,7 +388,7 @@ class Campaign:
         )
         return result
 
-    def _review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
+    def review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
         """Each finished candidate against the best known at that moment (earlier ones included)."""
         for candidate, result in finished:
             score = result.score if result.status == "ok" else None
