@@ -87,7 +87,10 @@ def test_twelve_candidates_end_to_end(workspace):
     assert "keep c001" in log and "keep c003" in log
     assert git.Repo(workspace).head.ref.name == "main"  # the user's checkout was never switched
     records = Ledger(campaign.dir).latest_candidates()
-    assert records["c003"]["arg_changes"] == {"aggregator": ["sample_weighted", "fedadam"], "server_lr": [1.0, 0.03]}
+    assert records["c003"]["arg_changes"] == {
+        "aggregator": ["sample_weighted", "fedadam"],
+        "server_lr": [1.0, 0.03],
+    }
     assert records["c003"]["validation"] == dict.fromkeys(
         ("surface", "args", "contract", "compile", "model", "integrity"), "ok"
     )
@@ -440,7 +443,10 @@ def test_time_cap_ends_the_campaign(workspace):
     campaign, events = make(workspace, FakeRunner(delay=0.5), max_candidates=50, max_hours=0.003)
     campaign.start()
     assert events[-1].type is EventType.FINISHED and "time cap" in events[-1].data["reason"]
-    assert 1 <= len(campaign.ledger.rows()) < 50
+    assert len(campaign.ledger.rows()) < 50
+    # Nothing is proposed once the cap has passed (what was running then is finished and ledgered).
+    cap = campaign._started + 0.003 * 3600
+    assert all(e.ts < cap + 1 for e in events if e.type is EventType.CANDIDATE_PROPOSED)
 
 
 def test_resume_with_a_raised_cap_continues_without_duplicates(workspace):

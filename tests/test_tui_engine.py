@@ -117,7 +117,7 @@ async def test_every_control_on_a_real_campaign(workspace):
         await pilot.press("s", "y")
         await settle(pilot, lambda: app.model.stopping, what="the stop request")
         await settle(
-            pilot, lambda: campaign.running.get(waiting, {}).get("token"), timeout=60, what="the job"
+            pilot, lambda: getattr(campaign.running.get(waiting), "token", None), timeout=60, what="the job"
         )
         campaign.kill_running()
         await settle(pilot, lambda: app.model.ended, timeout=RUN_SECONDS, what="the stop")
