@@ -127,7 +127,7 @@ class ScriptedProposer:
         queries = list(SCRIPTED_QUERIES)
         hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
         proposals, seen = [], set()
-        for entry in BIBLIOGRAPHY:
+        for entry in (e for e in BIBLIOGRAPHY if e.core):
             args = {k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"}
             aggregator = args.get("aggregator", profile.baseline.get("aggregator"))
             if aggregator not in profile.aggregators.choices or entry.key in seen:
