@@ -4,10 +4,11 @@ from, and the bundled bibliography it searches. The cards and their ranking: lit
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from engine.store.ledger import ResultRow
 
@@ -153,7 +154,7 @@ def load_bibliography(path: Path = BIBLIOGRAPHY_FILE) -> tuple[Mechanism, ...]:
 
 
 BIBLIOGRAPHY = load_bibliography()
-STOPWORDS = frozenset("the and for with from into that this than what when does not are but its per".split())
+STOPWORDS = frozenset(["the", "and", "for", "with", "from", "into", "that", "this", "than", "what", "when", "does", "not", "are", "but", "its", "per"])
 
 
 def _words(text: str) -> set[str]:
