@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from afr import evidence_commands
+from afr.agent_options import add_agent_arguments
 from afr.campaign_commands import (
     cmd_attach,
     cmd_data,
@@ -48,12 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=None, help="profile name or path (default: fed_heart_disease)")
     run.add_argument("--workspace", type=Path, default=None)
     run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
-    run.add_argument("--proposer", choices=["scripted", "llm"], default="scripted")
     run.add_argument("--model", default=None, help="LiteLLM model string, e.g. openai/gpt-4o-mini")
     run.add_argument("--api-base", default=None, help="OpenAI-compatible server, e.g. a local vLLM")
     run.add_argument("--fallback-model", default=None)
     run.add_argument("--max-cost", type=positive_float, default=None, help="USD; the campaign pauses there")
-    run.add_argument("--no-tool-calling", action="store_true", help="JSON-in-text protocol for such models")
+    add_agent_arguments(run)  # --proposer, --tool-calling/--no-tool-calling, --agent-cmd and its caps
     run.add_argument("--max-steps", type=positive_int, default=16, help="model calls per candidate (llm)")
     run.add_argument(
         "--max-reply-tokens", type=positive_int, default=2048, help="completion tokens per model call (llm)"

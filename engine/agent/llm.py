@@ -48,9 +48,21 @@ def _load_litellm():
     return litellm
 
 
+SKILLS = (
+    "operating-rules.md",
+    "args-and-aggregators.md",
+    "reading-results.md",
+    "architectures.md",
+    "crashes.md",
+    "provenance.md",
+    "literature.md",
+)
+PROMPT_BUDGET_TOKENS = 6000  # program.md + skills + profile + working memory (stated in program.md)
+
+
 def system_prompt(root: Path, profile_summary: str, memory: str) -> str:
     parts = [(root / "program.md").read_text(encoding="utf-8") if (root / "program.md").exists() else ""]
-    for name in ("operating-rules.md", "literature.md"):
+    for name in SKILLS:
         path = root / "skills" / name
         if path.exists():
             parts.append(path.read_text(encoding="utf-8"))
@@ -58,6 +70,11 @@ def system_prompt(root: Path, profile_summary: str, memory: str) -> str:
     parts.append("## Working memory\n" + memory)
     parts.append("Use the tools to inspect, edit and validate, then call submit_candidate exactly once.")
     return "\n\n".join(p for p in parts if p)
+
+
+def prompt_tokens(text: str, model: str = "gpt-4o-mini") -> int:
+    """The size of a prompt in tokens, by LiteLLM's counter (its bundled tokenizer, no network)."""
+    return int(_load_litellm().token_counter(model=model, text=text))
 
 
 def working_memory(context: ProposalContext) -> str:
@@ -109,16 +126,30 @@ def working_memory(context: ProposalContext) -> str:
 
 
 def parse_json_action(text: str) -> tuple[str, dict] | None:
-    """``{"tool": ..., "arguments": {...}}`` anywhere in a text reply (fenced or bare)."""
-    for candidate in re.findall(r"\{.*\}", text or "", flags=re.S):
+    """The first complete ``{"tool": ..., "arguments": {...}}`` object in a text reply (fenced or
+    bare); prose after it, braces included, does not matter."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\{", text or ""):
         try:
-            data = json.loads(candidate)
+            data, _ = decoder.raw_decode(text, match.start())
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and isinstance(data.get("tool"), str):
             arguments = data.get("arguments") or {}
             return data["tool"], arguments if isinstance(arguments, dict) else {}
     return None
+
+
+def detect_tool_calling(model: str) -> bool:
+    """Native tool calls when LiteLLM's model map says the model has them; a model it does not
+    know (a local or OpenAI-compatible server) is tried with tools, and a text reply still works
+    through the JSON-in-text parser."""
+    litellm = _load_litellm()
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:  # not in the map: ModelNotMappedError and friends
+        return True
+    return bool(info.get("supports_function_calling"))
 
 
 QUERIES_REQUEST = (
@@ -181,7 +212,7 @@ class LLMProposer:
         timeout: float = 120.0,
         retries: int = 3,
         backoff: float = 2.0,
-        tool_calling: bool = True,
+        tool_calling: bool | None = None,
         max_completion_tokens: int = 2048,
     ) -> None:
         self.model = model
@@ -192,7 +223,8 @@ class LLMProposer:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self.tool_calling = tool_calling
+        # None: detected from LiteLLM's model capabilities; True/False: forced by the user.
+        self.tool_calling = detect_tool_calling(model) if tool_calling is None else tool_calling
         self.max_completion_tokens = max_completion_tokens
         self.total_cost = 0.0
         self.total_tokens = 0
