@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from afr import evidence_commands
+from afr import evidence_commands, tool_command
 from afr.agent_options import add_agent_arguments
 from afr.campaign_commands import (
     cmd_attach,
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach.set_defaults(handler=cmd_attach)
 
     evidence_commands.add_commands(commands, positive_int)  # repeat, heldout, compare, report
+    tool_command.add_command(commands)  # the agent's read-only tools, for external agents
     return parser
 
 

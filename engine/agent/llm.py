@@ -172,6 +172,21 @@ CARDS_REQUEST = (
 )
 
 
+def keep_transcript(context: ProposalContext, messages: list[dict], telemetry: dict) -> None:
+    """The agent's conversation, redacted, kept with the candidate (``runs/<id>/agent.jsonl``)."""
+    if context.root is None or context.tag is None:
+        return
+    from engine.agent.redaction import redact
+    from engine.campaign.options import campaign_dir
+
+    cid = f"c{context.proposed + 1:03d}"
+    path = campaign_dir(Path(context.root), context.tag) / "runs" / cid / "agent.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [redact(json.dumps(message, default=str)) + "\n" for message in messages]
+    path.write_text("".join(lines), encoding="utf-8")
+    telemetry["transcript"] = f"runs/{cid}/agent.jsonl"
+
+
 def new_telemetry(model: str) -> dict:
     return {
         "model": model,
@@ -295,6 +310,7 @@ class LLMProposer:
             return self._scripted.propose(context)
         workspace = AgentWorkspace(context)
         telemetry = new_telemetry(self.model)
+        telemetry["tool_calling"] = self.tool_calling
         summary = workspace.get_profile()
         messages = [
             {
@@ -357,7 +373,9 @@ class LLMProposer:
             if workspace.submitted is not None:
                 spec = workspace.submitted
                 spec.telemetry = telemetry
+                keep_transcript(context, messages, telemetry)
                 return spec
+        keep_transcript(context, messages, telemetry)
         raise ProposerError(f"no submit_candidate within {self.max_steps} steps", telemetry)
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
