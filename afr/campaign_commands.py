@@ -111,8 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.campaign.options import CampaignOptions, campaign_dir
     from engine.campaign.status import default_tag, tag_problem
 
-    root = workspace_root(args.workspace)
     args.proposer = resolve_proposer(args)
+    root = workspace_root(args.workspace)
     if args.match:
         from afr.evidence_commands import apply_match
 
