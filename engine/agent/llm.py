@@ -57,7 +57,8 @@ SKILLS = (
     "provenance.md",
     "literature.md",
 )
-PROMPT_BUDGET_TOKENS = 6000  # program.md + skills + profile + working memory (stated in program.md)
+MEMORY_DESCRIPTION = 160  # characters of each ledger description in the working memory (prompt budget)
+PROMPT_BUDGET_TOKENS = 7000  # program.md + skills + profile + working memory (stated in program.md)
 
 
 def system_prompt(root: Path, profile_summary: str, memory: str) -> str:
@@ -89,10 +90,11 @@ def working_memory(context: ProposalContext) -> str:
         "last rows (status, score, description):",
     ]
     lines += [
-        f"- {r.status} {'' if r.score is None else f'{r.score:.4f}'} {r.description}" for r in rows[-20:]
+        f"- {r.status} {'' if r.score is None else f'{r.score:.4f}'} {r.description[:MEMORY_DESCRIPTION]}"
+        for r in rows[-20:]
     ]
     worse = [
-        r.description
+        r.description[:MEMORY_DESCRIPTION]
         for r in rows
         if r.status == "discard"
         and best
