@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
-from engine.agent.literature import search, watchdog
+from engine.agent.literature import watchdog
 from engine.agent.literature_cards import CardError, Draft, conclude, first_json_object, parse_cards
+from engine.agent.literature_sources import cache_dir, expressible_in, gather, paper_digest
 from engine.agent.scripted import ScriptedProposer, literature_symptoms
 from engine.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
 
@@ -160,7 +161,7 @@ QUERIES_REQUEST = (
     'addressing these symptoms. Reply with only a JSON object: {{"queries": ["...", "...", "..."]}}'
 )
 CARDS_REQUEST = (
-    "Bibliography results for your queries:\n{results}\n\n"
+    "Papers triaged from your queries (cite their refs):\n{results}\n\n"
     "Now write 3 challenge cards (what limits the current recipe) and 3 to 5 proposal cards. "
     "Reply with only a JSON object:\n"
     '{{"challenges": [{{"title": "...", "evidence": "...", "hypothesis": "..."}}], '
@@ -402,11 +403,9 @@ class LLMProposer:
         except (ProposerError, CardError) as error:
             notes.append(f"the model's queries were unusable ({error}); the scripted queries were used")
             queries = fallback.queries
-        hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
-        results = "\n".join(
-            f"- {m.key}: {m.title} [{m.source}] {m.summary} implementing args: {json.dumps(m.args)}"
-            for m in {m.key: m for q in queries for m in search(q)}.values()
-        )
+        gathered = gather(queries, cache_dir(context), expressible_in(context.profile))
+        notes += gathered.notes
+        results = paper_digest(gathered.papers)
         messages.append(
             {
                 "role": "user",
@@ -425,7 +424,15 @@ class LLMProposer:
             notes.append(f"the model's cards were unusable ({error}); bibliography cards were used")
             challenges, proposals = fallback.challenges, fallback.proposals
         draft = Draft(
-            self.model, queries, hits, challenges or fallback.challenges, proposals, notes, telemetry
+            self.model,
+            queries,
+            gathered.hits,
+            challenges or fallback.challenges,
+            proposals,
+            notes,
+            telemetry,
+            gathered.papers,
+            gathered.mode,
         )
         result = conclude(draft, context, width, found)
         result.telemetry = {k: v for k, v in telemetry.items() if k not in ("tool_calls",)}
