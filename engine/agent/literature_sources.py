@@ -52,14 +52,21 @@ class Gathered:
     notes: list[str] = field(default_factory=list)
 
 
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
 @dataclass
 class SourceConfig:
+    """Where to search; each field defaults from the environment (a mirror, a proxy, a test server)."""
+
     mode: str = field(default_factory=lambda: os.environ.get("AFR_LITERATURE", "auto"))
-    arxiv_url: str | None = None  # e.g. http://127.0.0.1:PORT/api/query
-    openalex_url: str | None = None  # e.g. http://127.0.0.1:PORT
-    semanticscholar_url: str | None = None  # e.g. http://127.0.0.1:PORT
+    arxiv_url: str | None = field(default_factory=lambda: _env("AFR_ARXIV_URL"))  # .../api/query
+    openalex_url: str | None = field(default_factory=lambda: _env("AFR_OPENALEX_URL"))
+    semanticscholar_url: str | None = field(default_factory=lambda: _env("AFR_SEMANTICSCHOLAR_URL"))
     timeout: float = 10.0
-    arxiv_delay: float = 3.0  # arXiv's terms ask for one request every three seconds
+    # arXiv's terms ask for one request every three seconds
+    arxiv_delay: float = field(default_factory=lambda: float(os.environ.get("AFR_ARXIV_DELAY", "3")))
 
 
 def _normalise(title: str) -> str:
@@ -199,7 +206,8 @@ def _offline(queries: list[str]) -> dict[str, list[Paper]]:
 
 
 def triage(found: dict[str, list[Paper]], expressible) -> list[Paper]:
-    """6-10 candidates by relevance, then 3-5 kept: papers whose mechanism afr can express first.
+    """6-10 candidates by relevance, then 3-5 kept: papers whose mechanism afr can express, taking
+    turns between the queries, then (to reach 3) the most relevant others.
 
     Relevance is the number of query words in the title and abstract; ``expressible(m)`` says
     whether a bibliography mechanism fits the profile (its args, or an editable file)."""
@@ -214,12 +222,26 @@ def triage(found: dict[str, list[Paper]], expressible) -> list[Paper]:
                 paper.mechanism = mechanism.key if mechanism else ""
             key = paper.mechanism or paper.source if paper.found_by == "bibliography" else paper.source
             key = key if key.startswith("arXiv:") or paper.found_by == "bibliography" else _normalise(paper.title)
-            if key not in unique or paper.relevance > unique[key].relevance:
+            if key in unique:  # the same paper from another source or query: one row, every finder named
+                known = unique[key]
+                finders = dict.fromkeys([*known.found_by.split(", "), paper.found_by])
+                known.found_by = ", ".join(finders)
+                known.abstract = known.abstract or paper.abstract
+                if paper.relevance > known.relevance:
+                    known.relevance, known.query = paper.relevance, paper.query
+            else:
                 unique[key] = paper
     ranked = sorted(unique.values(), key=lambda p: (-p.relevance, p.title))[:TRIAGE_CANDIDATES]
     by_key = {m.key: m for m in BIBLIOGRAPHY}
-    fits = [p for p in ranked if p.mechanism and expressible(by_key[p.mechanism])]
-    kept = fits[:TRIAGE_MAX]
+    per_query: dict[str, list[Paper]] = {}
+    for paper in ranked:
+        if paper.mechanism and expressible(by_key[paper.mechanism]):
+            per_query.setdefault(paper.query, []).append(paper)
+    kept: list[Paper] = []
+    while len(kept) < TRIAGE_MAX and any(per_query.values()):  # take turns: every symptom gets a paper
+        for papers in per_query.values():
+            if papers and len(kept) < TRIAGE_MAX:
+                kept.append(papers.pop(0))
     for paper in ranked:
         if len(kept) >= TRIAGE_MIN:
             break

@@ -387,7 +387,7 @@ class LLMProposer:
         Whatever the model fails to give is taken from the scripted bibliography draft, and the
         worksheet says so: a poor or dead model never stops the campaign here."""
         found = literature_symptoms(context)
-        fallback = self._scripted.draft(context)
+        fallback = self._scripted.draft(context, search_sources=False)
         telemetry = new_telemetry(self.model)
         notes: list[str] = []
         summary = AgentWorkspace(context).get_profile() if context.root else "{}"

@@ -121,12 +121,13 @@ class ScriptedProposer:
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
         return conclude(self.draft(context), context, width, literature_symptoms(context))
 
-    def draft(self, context: ProposalContext) -> Draft:
+    def draft(self, context: ProposalContext, search_sources: bool = True) -> Draft:
         """Cards from the bundled bibliography: every mechanism the profile can express, scored by a
         fixed rule (untried families are novel; args-only changes are safe and simple)."""
         profile = context.profile
         queries = list(SCRIPTED_QUERIES)
-        gathered = gather(queries, cache_dir(context), expressible_in(profile))
+        # A fallback draft (search_sources=False) reads only the bundled bibliography.
+        gathered = gather(queries, cache_dir(context) if search_sources else None, expressible_in(profile))
         proposals, seen = [], set()
         for entry in (e for e in BIBLIOGRAPHY if e.core):
             args = {k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"}
