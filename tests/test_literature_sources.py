@@ -28,6 +28,8 @@ def workspace(tmp_path):
 
 
 def online(monkeypatch, server: LiteratureServer) -> None:
+    for client in ("arxiv", "pyalex", "semanticscholar"):  # the optional extra `literature`
+        pytest.importorskip(client)
     for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
 
