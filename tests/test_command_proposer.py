@@ -48,8 +48,11 @@ STAND_IN = textwrap.dedent(
     if role == "crash":
         answer(description="aggressive local step lr=0.5", target="scalar", args={"lr": 0.5})
     elif role == "research":
-        tool("list_candidates")
-        log = tool("get_job_log", '{"candidate": "c002", "lines": 20}')
+        crashed = [c["id"] for c in json.loads(tool("list_candidates")) if c["status"] == "crash"]
+        reason = "no crash to learn from yet"
+        if crashed:
+            log = tool("get_job_log", json.dumps({"candidate": crashed[-1], "lines": 20}))
+            reason = f"{crashed[-1]} crashed: " + [l for l in log.splitlines() if "Error" in l][-1]
         hits = json.loads(tool("search_literature", '{"query": "loss nan exploding gradient"}'))
         source = next(h["source"] for h in hits if h["key"] == "grad_clip")
         path = pathlib.Path("tasks/shared/training.py")
@@ -59,7 +62,6 @@ STAND_IN = textwrap.dedent(
             "        loss.backward()\\n        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\\n"
             "        optimizer.step()\\n",
         ))
-        reason = "c002 crashed: " + [l for l in log.splitlines() if "Error" in l][-1]
         answer(description=f"clip the gradient norm at 1.0 ({reason}) [src: {source}]",
                target="code", args={"lr": 0.2}, source_refs=[source])
     elif role == "protected":
@@ -189,3 +191,26 @@ def test_a_contradicting_proposer_is_a_one_line_error(tmp_path):
             timeout=120,
         )
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.nvflare
+def test_afr_run_with_an_agent_command_runs_its_code_change_on_nvflare(tmp_path):
+    """The whole path once: `afr run --agent-cmd` (the CLI), the stand-in's edit, the guard, a real job."""
+    root, _ = init_workspace(tmp_path / "ws")
+    (tmp_path / "agent.py").write_text(STAND_IN)
+    (tmp_path / "roles.json").write_text(json.dumps({"c002": "research"}))
+    command = f"{sys.executable} {tmp_path / 'agent.py'} {tmp_path / 'roles.json'} {tmp_path / 'agent.pid'}"
+    tag = "cmd-20261125"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run(
+        [sys.executable, "-m", "afr.cli", "run", "--workspace", str(root), "--tag", tag, "--agent-cmd", command,
+         "--max-candidates", "2", "--smoke", "--headless"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = Ledger(root / ".afr" / "campaigns" / tag).latest_candidates()
+    agent = records["c002"]
+    assert agent["proposer"] == "command" and agent["status"] in ("keep", "discard"), agent.get("error")
+    assert agent["edited_files"] == ["tasks/shared/training.py"] and 0 < agent["score"] <= 1
+    # c002 had no crash to read: the stand-in's log search found nothing and it still cited its source
+    assert f"[src: {CITED}]" in agent["description"]
