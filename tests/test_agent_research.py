@@ -115,3 +115,14 @@ def test_json_in_text_takes_the_first_complete_object_despite_braces_in_prose():
         {"description": "lr", "target": "scalar", "args": {"lr": 0.003}},
     )
     assert parse_json_action("no braces at all") is None
+
+
+def test_tool_calling_comes_from_litellms_model_map_unless_forced():
+    from engine.agent.llm import detect_tool_calling
+
+    assert detect_tool_calling("openai/gpt-4o-mini") is True
+    assert detect_tool_calling("text-completion-openai/gpt-3.5-turbo-instruct") is False
+    assert detect_tool_calling("hosted_vllm/some-local-model") is True  # unknown: tried with tools
+    assert LLMProposer("text-completion-openai/gpt-3.5-turbo-instruct").tool_calling is False
+    assert LLMProposer("text-completion-openai/gpt-3.5-turbo-instruct", tool_calling=True).tool_calling is True
+    assert LLMProposer("openai/gpt-4o-mini", tool_calling=False).tool_calling is False

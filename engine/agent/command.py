@@ -155,7 +155,7 @@ class CommandProposer:
         )
         argv = sandbox_argv(["/bin/sh", "-c", self.command], tree)
         started = time.monotonic()
-        telemetry = {"agent_cmd": self.command, "transcript": f"runs/{cid}/agent.log", "steps": 1}
+        telemetry = {"agent_cmd": self.command, "transcript": f"runs/{cid}/agent.log"}
         with open(brief, "rb") as stdin, open(transcript, "wb") as log:
             process = subprocess.Popen(
                 argv, cwd=tree, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
