@@ -251,6 +251,10 @@ class LLMProposer:
     # -- one completion, with retries and the fallback model -------------------------------------
 
     def _complete(self, messages: list[dict], telemetry: dict, tools: bool = True):
+        # Why a loop of our own: LiteLLM's ``num_retries`` reaches OpenAI-compatible providers as
+        # the SDK's ``max_retries`` (silent retries: no failure callback per attempt), and its
+        # ``fallbacks=`` reports only the final outcome. Measured on litellm 1.103 against
+        # tests/openai_server.py; per-attempt telemetry needs every attempt to come back here.
         litellm = _load_litellm()
         models = [self.model] + ([self.fallback_model] if self.fallback_model else [])
         last_error = ""
