@@ -137,3 +137,18 @@ def test_a_forced_review_offline_says_it_used_the_bundled_bibliography(workspace
     assert "Searched: the bundled bibliography (offline)" in sheet
     assert "- offline: the bundled bibliography was searched (AFR_LITERATURE=offline)" in sheet
     assert "| bibliography |" in sheet and "## Selected\n\n- literature: " in sheet
+
+
+def test_an_unreachable_source_fails_fast_at_the_probe(workspace, tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as free:  # a loopback port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{free.getsockname()[1]}"
+    config = SourceConfig(mode="auto", arxiv_url=f"{dead}/api/query", openalex_url=dead, semanticscholar_url=dead)
+    started = time.monotonic()
+    result = gather(QUERIES, tmp_path / "cache", lambda mechanism: True, config)
+    assert time.monotonic() - started < 5 and result.mode == "offline"
+    assert result.notes[0].startswith("arxiv unavailable: 127.0.0.1:") and "ConnectionRefusedError" in result.notes[0]
+    assert len(result.notes) == 4 and not (tmp_path / "cache").exists()  # nothing cached from a dead source

@@ -14,10 +14,12 @@ import hashlib
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from engine.agent.literature import BIBLIOGRAPHY, Mechanism, search
 
@@ -65,6 +67,7 @@ class SourceConfig:
     openalex_url: str | None = field(default_factory=lambda: _env("AFR_OPENALEX_URL"))
     semanticscholar_url: str | None = field(default_factory=lambda: _env("AFR_SEMANTICSCHOLAR_URL"))
     timeout: float = 10.0
+    probe_timeout: float = 3.0  # a first TCP connect per source, so a dead network costs seconds
     # arXiv's terms ask for one request every three seconds
     arxiv_delay: float = field(default_factory=lambda: float(os.environ.get("AFR_ARXIV_DELAY", "3")))
 
@@ -155,6 +158,29 @@ CLIENTS = {"arxiv": _arxiv, "openalex": _openalex, "semanticscholar": _semantics
 
 # -- gathering with a cache ------------------------------------------------------------------------
 
+DEFAULT_ENDPOINTS = {
+    "arxiv": "https://export.arxiv.org/api/query",
+    "openalex": "https://api.openalex.org",
+    "semanticscholar": "https://api.semanticscholar.org",
+}
+
+
+def _endpoint(source: str, config: SourceConfig) -> str:
+    configured = {"arxiv": config.arxiv_url, "openalex": config.openalex_url, "semanticscholar": config.semanticscholar_url}
+    return configured[source] or DEFAULT_ENDPOINTS[source]
+
+
+def _unreachable(url: str, timeout: float) -> str:
+    """Why a TCP connection to the API's host cannot be made within ``timeout`` seconds, or ""."""
+    parts = urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as error:
+        return f"{parts.hostname}:{port} unreachable ({type(error).__name__})"
+    return ""
+
+
 
 def _cache_file(cache: Path, source: str, query: str) -> Path:
     return cache / f"{source}-{hashlib.sha1(query.encode()).hexdigest()[:12]}.json"
@@ -174,6 +200,14 @@ def _online(queries: list[str], config: SourceConfig, cache: Path, notes: list[s
             elif config.mode == "offline" or source in state.get("dead", set()):
                 continue
             else:
+                if source not in state.setdefault("probed", set()):
+                    state["probed"].add(source)
+                    problem = _unreachable(_endpoint(source, config), config.probe_timeout)
+                    if problem:  # fail fast: the clients themselves wait without a timeout
+                        state.setdefault("dead", set()).add(source)
+                        notes.append(f"{source} unavailable: {problem}")
+                        failed += 1
+                        continue
                 try:
                     papers = CLIENTS[source](query, config, state)
                 except Exception as error:  # no network, no client, a 5xx: this source is out for the cycle
