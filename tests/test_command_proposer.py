@@ -214,3 +214,27 @@ def test_afr_run_with_an_agent_command_runs_its_code_change_on_nvflare(tmp_path)
     assert agent["edited_files"] == ["tasks/shared/training.py"] and 0 < agent["score"] <= 1
     # c002 had no crash to read: the stand-in's log search found nothing and it still cited its source
     assert f"[src: {CITED}]" in agent["description"]
+
+
+def test_ledger_repair_keeps_the_engines_appends_and_drops_the_agents_edits(tmp_path):
+    from engine.agent import ledger_guard
+
+    header = "commit\tscore\truntime_seconds\tbudget\tstatus\ttarget\tdescription\tartifacts\n"
+    row = "abc1234\t{score}\t1.0\tsmoke\tkeep\tscalar\t{what}\truns/{cid}\n"
+    results = tmp_path / "results.tsv"
+    results.write_text(header + row.format(score="0.61", what="baseline", cid="c001"))
+    (tmp_path / "campaign.json").write_text('{"tag": "x"}')
+    before = ledger_guard.snapshot(tmp_path)
+    engine_row = row.format(score="0.63", what="fedavgm", cid="c002")
+    with results.open("a") as out:  # the engine records a candidate that finished meanwhile
+        out.write(engine_row)
+    assert ledger_guard.repair(tmp_path, before) == [] and results.read_text().endswith(engine_row)
+    before = ledger_guard.snapshot(tmp_path)
+    forged = results.read_text().replace("0.61", "0.99") + "tampered\n"
+    engine_row2 = row.format(score="0.64", what="fedprox", cid="c003")
+    results.write_text(forged + engine_row2)
+    (tmp_path / "campaign.json").write_text('{"tag": "y"}')
+    assert ledger_guard.repair(tmp_path, before) == ["campaign.json", "results.tsv"]
+    text = results.read_text()
+    assert "0.99" not in text and "tampered" not in text and text.endswith(engine_row + engine_row2)
+    assert (tmp_path / "campaign.json").read_text() == '{"tag": "x"}'

@@ -10,7 +10,7 @@ the candidate (``runs/<id>/agent.log``). It reads evidence through ``afr tool``.
 
 Writes outside the worktree are not prevented here (no sandbox yet) but detected: changes to
 the workspace checkout become an edit that escapes the workspace, which the guard refuses,
-and the campaign's ledgers are put back as they were.
+and the campaign's ledgers are repaired (``ledger_guard.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import git
 
+from engine.agent import ledger_guard
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
 from engine.agent.llm import system_prompt, working_memory
 from engine.agent.scripted import ScriptedProposer
@@ -36,7 +37,6 @@ from engine.campaign.options import campaign_dir
 
 ARGS_FILE = ".afr-args.json"
 GRACE_SECONDS = 3.0
-LEDGER_FILES = ("results.tsv", "candidates.jsonl", "campaign.json", "evidence.tsv")
 # Provider credentials and other secrets never reach the agent unless named with --agent-env.
 SECRET_VARS = re.compile(
     r"(API_?KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|^OPENAI_|^ANTHROPIC_|^AZURE_|^AWS_|^GOOGLE_|^GEMINI_"
@@ -255,11 +255,7 @@ class CommandProposer:
     @staticmethod
     def _outside_state(root: Path, tag: str) -> dict:
         status = git.Repo(root).git.status("--porcelain=v1", "-z", "--untracked-files=all")
-        ledgers = campaign_dir(root, tag)
-        return {
-            "status": set(status.split("\0")) - {""},
-            "ledgers": {name: (ledgers / name).read_bytes() if (ledgers / name).exists() else None for name in LEDGER_FILES},
-        }
+        return {"status": set(status.split("\0")) - {""}, "ledgers": ledger_guard.snapshot(campaign_dir(root, tag))}
 
     @staticmethod
     def _escaped(before: dict, after: dict, root: Path, tag: str, tree: Path) -> dict[str, str]:
@@ -269,11 +265,6 @@ class CommandProposer:
             path = root / entry[3:]
             escaped[os.path.relpath(path, tree)] = "(written outside the candidate's worktree)"
         ledgers = campaign_dir(root, tag)
-        for name, content in before["ledgers"].items():
-            if after["ledgers"][name] != content:  # put the campaign's records back as they were
-                if content is None:
-                    (ledgers / name).unlink(missing_ok=True)
-                else:
-                    (ledgers / name).write_bytes(content)
-                escaped[os.path.relpath(ledgers / name, tree)] = "(the campaign's ledger, restored)"
+        for name in ledger_guard.repair(ledgers, before["ledgers"]):
+            escaped[os.path.relpath(ledgers / name, tree)] = "(the campaign's ledger, repaired)"
         return escaped
