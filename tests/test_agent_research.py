@@ -43,7 +43,8 @@ def test_the_agent_reads_a_crash_log_and_cites_what_it_searched(tmp_path):
     root, _ = init_workspace(tmp_path / "ws")
     steps = [
         submit("aggressive local step lr=0.5", {"lr": 0.5}),  # c002: crashes
-        {  # c003: investigate the crash
+        submit("lr 0.003", {"lr": 0.003}),  # c003 (may be proposed while c002 still runs)
+        {  # c004: investigate the crash
             "tool_calls": [
                 tool_call("list_candidates", {}),
                 tool_call("get_job_log", {"candidate": "c002", "lines": 20}),
@@ -65,7 +66,6 @@ def test_the_agent_reads_a_crash_log_and_cites_what_it_searched(tmp_path):
         ),
         submit("FedAvgM server momentum 0.9", {"aggregator": "fedavgm", "server_momentum": 0.9}),
         submit("FedProx mu=0.01", {"fedprox_mu": 0.01}),
-        submit("lr 0.003", {"lr": 0.003}),
     ]
     profile = load_profile(root, "fed_heart_disease")
     with ScriptedOpenAI(steps) as server:
@@ -79,7 +79,7 @@ def test_the_agent_reads_a_crash_log_and_cites_what_it_searched(tmp_path):
     records = Ledger(campaign.dir).latest_candidates()
     assert len(records) == 6 and records["c002"]["status"] == "crash"
     # What the model was shown: the crashed candidate's log tail, its secret redacted ...
-    shown = {m.get("tool_call_id", ""): m["content"] for m in server.requests[3]["messages"] if m["role"] == "tool"}
+    shown = {m.get("tool_call_id", ""): m["content"] for m in server.requests[4]["messages"] if m["role"] == "tool"}
     log_tail = next(c for c in shown.values() if "Traceback" in c)
     assert "ValueError: Input contains NaN" in log_tail and LEAKED not in log_tail and "[redacted]" in log_tail
     # ... and the bibliography entry it then cites, found through the search tool.
@@ -87,7 +87,7 @@ def test_the_agent_reads_a_crash_log_and_cites_what_it_searched(tmp_path):
     assert CITED in [hit["source"] for hit in search]
     curves = json.loads(next(c for c in shown.values() if c.startswith('{"rounds"')))
     assert curves["rounds"]["site-1"][0]["round"] == 0
-    cited = records["c003"]
+    cited = records["c004"]
     assert f"[src: {CITED}]" in cited["description"] and cited["source_refs"] == [CITED]
     assert cited["edited_files"] == ["tasks/shared/training.py"] and cited["status"] in ("keep", "discard")
     assert [c["tool"] for c in cited["telemetry"]["tool_calls"]] == [

@@ -106,11 +106,12 @@ def campaign_with(root, tmp_path, roles: dict, max_candidates: int, **caps):
 
 
 def test_a_stand_in_agent_reads_the_crash_log_and_cites_the_bibliography(workspace, tmp_path):
-    campaign = campaign_with(workspace, tmp_path, {"c002": "crash", "c003": "research"}, 6)
+    # c004 investigates: a slot scheduler may propose c003 while c002 still runs
+    campaign = campaign_with(workspace, tmp_path, {"c002": "crash", "c004": "research"}, 6)
     campaign.start()
     records = Ledger(campaign.dir).latest_candidates()
     assert len(records) == 6 and records["c002"]["status"] == "crash"
-    cited = records["c003"]
+    cited = records["c004"]
     assert cited["status"] in ("keep", "discard"), cited.get("error")
     assert f"[src: {CITED}]" in cited["description"] and "ValueError: Input contains NaN" in cited["description"]
     assert cited["edited_files"] == ["tasks/shared/training.py"] and cited["proposer"] == "command"
@@ -118,10 +119,10 @@ def test_a_stand_in_agent_reads_the_crash_log_and_cites_the_bibliography(workspa
     transcript = (campaign.dir / cited["telemetry"]["transcript"]).read_text()
     assert "$ afr tool get_job_log" in transcript and "ValueError: Input contains NaN" in transcript
     assert f'"source": "{CITED}"' in transcript and cited["telemetry"]["exit_code"] == 0
-    brief = (campaign.dir / "runs" / "c003" / "agent-brief.md").read_text()
+    brief = (campaign.dir / "runs" / "c004" / "agent-brief.md").read_text()
     assert "program.md: how an afr campaign is run" in brief and "crashes: c002" in brief
     # Provider keys are scrubbed from the agent's environment.
-    assert "provider key visible: False" in (campaign.dir / "runs" / "c004" / "agent.log").read_text()
+    assert "provider key visible: False" in (campaign.dir / "runs" / "c003" / "agent.log").read_text()
 
 
 def test_tampering_is_refused_by_the_guard_and_a_hang_is_killed_at_the_cap(workspace, tmp_path):
