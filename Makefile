@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	scripts/install_torch.sh $(VENV)
-	$(BIN)/pip install -q -e ".[test,local-llm]"
+	$(BIN)/pip install -q -e ".[test,local-llm,literature]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -87,11 +87,13 @@ def _drive(campaign, action) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from afr.agent_options import resolve_proposer
     from engine.agent import build_proposer
     from engine.campaign.loop import Campaign
     from engine.campaign.options import CampaignOptions, campaign_dir
     from engine.campaign.status import default_tag, tag_problem
 
+    args.proposer = resolve_proposer(args)
     root = workspace_root(args.workspace)
     if args.match:
         from afr.evidence_commands import apply_match
@@ -116,7 +118,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         model=args.model,
         api_base=args.api_base,
         fallback_model=args.fallback_model,
-        tool_calling=not args.no_tool_calling,
+        tool_calling=args.tool_calling,
+        agent_cmd=args.agent_cmd,
+        agent_timeout=args.agent_timeout,
+        agent_max_output=args.agent_max_output,
+        agent_env=list(args.agent_env),
         max_steps=args.max_steps,
         max_reply_tokens=args.max_reply_tokens,
         match=args.match,

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from afr import evidence_commands
+from afr import evidence_commands, tool_command
+from afr.agent_options import add_agent_arguments
 from afr.campaign_commands import (
     cmd_attach,
     cmd_data,
@@ -49,12 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=None, help="profile name or path (default: fed_heart_disease)")
     run.add_argument("--workspace", type=Path, default=None)
     run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
-    run.add_argument("--proposer", choices=["scripted", "llm"], default="scripted")
     run.add_argument("--model", default=None, help="LiteLLM model string, e.g. openai/gpt-4o-mini")
     run.add_argument("--api-base", default=None, help="OpenAI-compatible server, e.g. a local vLLM")
     run.add_argument("--fallback-model", default=None)
     run.add_argument("--max-cost", type=positive_float, default=None, help="USD; the campaign pauses there")
-    run.add_argument("--no-tool-calling", action="store_true", help="JSON-in-text protocol for such models")
+    add_agent_arguments(run)  # --proposer, --tool-calling/--no-tool-calling, --agent-cmd and its caps
     run.add_argument("--max-steps", type=positive_int, default=16, help="model calls per candidate (llm)")
     run.add_argument(
         "--max-reply-tokens", type=positive_int, default=2048, help="completion tokens per model call (llm)"
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach.set_defaults(handler=cmd_attach)
 
     evidence_commands.add_commands(commands, positive_int)  # repeat, heldout, compare, report
+    tool_command.add_command(commands)  # the agent's read-only tools, for external agents
     return parser
 
 

@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _isolated_cache(tmp_path_factory):
     os.environ["AFR_DATA_CACHE"] = str(tmp_path_factory.mktemp("afr-cache"))
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # Literature reviews search the bundled bibliography: the suite never reaches for the real
+    # arXiv/OpenAlex/Semantic Scholar (tests of the clients use a loopback server instead).
+    os.environ.setdefault("AFR_LITERATURE", "offline")
     yield
 
 

@@ -22,7 +22,9 @@ class FakeRunner:
         crash_when: dict | None = None,
         stalls: int = 0,
         crash_if: Callable[[dict], bool] | None = None,
+        crash_log: str = "RuntimeError: boom\n",
     ) -> None:
+        self.crash_log = crash_log  # what a crashed run's job.log holds
         self.stalls = stalls  # the first ``stalls`` calls report a stalled NVFlare job
         self.delay = delay
         self.crash_when = crash_when or {}
@@ -40,7 +42,7 @@ class FakeRunner:
             self.stalls -= 1
             return RunResult("stalled", 0.0, {}, self.delay, str(log), None, None, [], "no output for 240 s")
         if any(args.get(k) == v for k, v in self.crash_when.items()) or self.crash_if(args):
-            log.write_text("RuntimeError: boom\n")
+            log.write_text(self.crash_log)
             return RunResult(
                 "crash", 0.0, {}, self.delay, str(log), None, 1, ["RuntimeError: boom"], "RuntimeError: boom"
             )
@@ -51,7 +53,8 @@ class FakeRunner:
             + 0.1 * math.exp(-((math.log10(lr) + 2.0) ** 2))
             + (0.02 if full.get("aggregator") == "fedadam" else 0)
         )
-        log.write_text(f"score: {score:.6f}\n")
+        round_line = f"site-1 round 0: global_accuracy={score:.4f}"
+        log.write_text(f"{round_line}\nscore: {score:.6f}\n")
         if options.get("on_line"):
-            options["on_line"](f"site-1 round 0: global_accuracy={score:.4f}")
+            options["on_line"](round_line)
         return RunResult("ok", score, {"site-1": score}, self.delay, str(log), str(run_dir), 0, [])

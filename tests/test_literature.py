@@ -134,11 +134,9 @@ def test_scripted_worksheet_has_queries_cards_scores_and_drops_the_duplicate(wor
         "## Selected",
     ):
         assert heading in sheet
-    assert (
-        sheet.count("### C") == 3
-        and "`server momentum adaptive optimizer` → fedadam (arXiv:2003.00295), fedavgm (arXiv:1909.06335)"
-        in sheet
-    )
+    hits = next(line for line in sheet.splitlines() if "`server momentum adaptive optimizer` →" in line)
+    assert sheet.count("### C") == 3
+    assert "fedadam (arXiv:2003.00295)" in hits and "fedavgm (arXiv:1909.06335)" in hits
     assert "duplicate of coordinate-wise median" in sheet  # trimmed mean expresses as the same args here
     assert len(result.proposals) == 3 and all(s.source_refs for s in result.proposals)
 

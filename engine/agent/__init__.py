@@ -1,4 +1,5 @@
-"""Where candidates come from: ``scripted`` (offline scalar HPO) and ``llm`` (a LiteLLM agent)."""
+"""Where candidates come from: ``scripted`` (offline scalar HPO), ``llm`` (a LiteLLM agent) and
+``command`` (an external coding agent run in the candidate's worktree)."""
 
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer, ProposerError
 
@@ -31,4 +32,13 @@ def build_proposer(options) -> Proposer:
             max_steps=options.max_steps,
             max_completion_tokens=options.max_reply_tokens,
         )
-    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted or llm")
+    if options.proposer == "command":
+        from engine.agent.command import CommandProposer
+
+        return CommandProposer(
+            options.agent_cmd or "",
+            timeout=options.agent_timeout,
+            max_output=options.agent_max_output,
+            env=options.agent_env,
+        )
+    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted, llm or command")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
 
 from engine.store.ledger import ResultRow
 
@@ -105,83 +108,78 @@ def symptoms(rows: list[ResultRow], records: list[dict], maximize: bool, trigger
 
 @dataclass(frozen=True)
 class Mechanism:
+    """One bibliography entry: a paper and the mechanism a campaign can take from it."""
+
     key: str
     name: str  # how a worksheet names it
     title: str
-    source: str  # arXiv id
-    summary: str
-    args: dict  # the mutable-arg change that implements it in the bundled tasks
+    source: str  # "arXiv:<id>"
+    summary: str  # afr's own one- or two-sentence abstract
+    args: dict  # the mutable-arg change that implements it in the bundled tasks ({} = code)
     keywords: tuple[str, ...]
+    authors: tuple[str, ...] = ()
+    year: int = 0
+    mechanism: str = ""
+    code: str = ""  # the editable file a code change would touch
+    core: bool = False  # one per family: the scripted proposer drafts its cards from these
 
 
-BIBLIOGRAPHY = (
-    Mechanism(
-        "fedprox",
-        "FedProx",
-        "Federated Optimization in Heterogeneous Networks (FedProx)",
-        "arXiv:1812.06127",
-        "A proximal term (mu/2)||w - w_global||^2 keeps local models near the global one under "
-        "heterogeneous data.",
-        {"fedprox_mu": 0.01},
-        ("heterogeneity", "drift", "proximal", "local"),
-    ),
-    Mechanism(
-        "fedavgm",
-        "FedAvgM",
-        "Measuring the Effects of Non-Identical Data Distribution (FedAvgM)",
-        "arXiv:1909.06335",
-        "Server momentum on the averaged update smooths noisy rounds under non-IID data.",
-        {"aggregator": "fedavgm", "server_lr": 1.0, "server_momentum": 0.9},
-        ("momentum", "server", "non-iid", "oscillation"),
-    ),
-    Mechanism(
-        "fedadam",
-        "FedAdam",
-        "Adaptive Federated Optimization (FedOpt / FedAdam)",
-        "arXiv:2003.00295",
-        "An adaptive server optimiser (Adam) on the pseudo-gradient; per-coordinate step sizes help "
-        "badly scaled features.",
-        {"aggregator": "fedadam", "server_lr": 0.03},
-        ("adaptive", "server", "scale", "optimizer"),
-    ),
-    Mechanism(
-        "scaffold",
-        "SCAFFOLD",
-        "SCAFFOLD: Stochastic Controlled Averaging",
-        "arXiv:1910.06378",
-        "Control variates correct client drift caused by heterogeneous local objectives.",
-        {"aggregator": "scaffold"},
-        ("drift", "variance", "heterogeneity", "control"),
-    ),
-    Mechanism(
-        "median",
-        "coordinate-wise median",
-        "Byzantine-Robust Distributed Learning (coordinate-wise median)",
-        "arXiv:1803.01498",
-        "The coordinate-wise median of client updates resists outlying clients.",
-        {"aggregator": "median"},
-        ("robust", "outlier", "median"),
-    ),
-    Mechanism(
-        "trimmed_mean",
-        "trimmed mean",
-        "Byzantine-Robust Distributed Learning (trimmed mean)",
-        "arXiv:1803.01498",
-        "Averaging after trimming extreme coordinates; with few clients the median is its limit.",
-        {"aggregator": "median"},
-        ("robust", "outlier", "trimmed"),
-    ),
-)
+BIBLIOGRAPHY_FILE = Path(__file__).with_name("bibliography.toml")
 
 
-def search(query: str) -> list[Mechanism]:
-    """Bibliography entries whose words match the query, best first."""
-    words = {w.strip(".,;:!?\"'()").lower() for w in query.split()}
-    words = {w for w in words if len(w) > 2}
+def load_bibliography(path: Path = BIBLIOGRAPHY_FILE) -> tuple[Mechanism, ...]:
+    """The bundled bibliography (``bibliography.toml``); a malformed entry fails loudly, naming its key."""
+    entries = []
+    for raw in tomllib.loads(path.read_text(encoding="utf-8"))["paper"]:
+        try:
+            entries.append(
+                Mechanism(
+                    raw["key"],
+                    raw["name"],
+                    raw["title"],
+                    f"arXiv:{raw['arxiv']}",
+                    raw["abstract"],
+                    dict(raw.get("args", {})),
+                    tuple(raw.get("keywords", ())),
+                    tuple(raw.get("authors", ())),
+                    int(raw.get("year", 0)),
+                    raw.get("mechanism", ""),
+                    raw.get("code", ""),
+                    bool(raw.get("core", False)),
+                )
+            )
+        except KeyError as error:
+            raise ValueError(f"{path.name}: entry {raw.get('key', '?')} lacks {error}") from None
+    return tuple(entries)
+
+
+BIBLIOGRAPHY = load_bibliography()
+STOPWORDS = frozenset(["the", "and", "for", "with", "from", "into", "that", "this", "than", "what", "when", "does", "not", "are", "but", "its", "per"])
+
+
+def _words(text: str) -> set[str]:
+    words = {w.strip(".,;:!?\"'()[]{}").lower() for w in re.split(r"[\s/]+", text)}
+    return {w for w in words if len(w) > 2 and w not in STOPWORDS and re.search(r"[a-z]", w)}
+
+
+def search(query: str, limit: int = 8) -> list[Mechanism]:
+    """Bibliography entries matching the query's words, best first.
+
+    A word counts 3 in the entry's keywords, 2 in its name or mechanism, 1 in its title or
+    abstract (matching word starts, so "heterogeneous" finds "heterogeneity" only through a
+    shared stem the keyword list spells out)."""
+    words = _words(query)
     scored = []
-    for entry in BIBLIOGRAPHY:
-        text = f"{entry.key} {entry.title} {entry.summary} {' '.join(entry.keywords)}".lower()
-        hits = sum(1 for w in words if re.search(rf"\b{re.escape(w)}", text))  # word starts only
-        if hits:
-            scored.append((hits, entry))
-    return [entry for _, entry in sorted(scored, key=lambda item: -item[0])]
+    for index, entry in enumerate(BIBLIOGRAPHY):
+        fields = (
+            (3, " ".join(entry.keywords)),
+            (2, f"{entry.key} {entry.name} {entry.mechanism}"),
+            (1, f"{entry.title} {entry.summary}"),
+        )
+        score = 0
+        for word in words:
+            pattern = re.compile(rf"\b{re.escape(word[:6]) if len(word) > 6 else re.escape(word)}")
+            score += max((weight for weight, text in fields if pattern.search(text.lower())), default=0)
+        if score:
+            scored.append((-score, index, entry))
+    return [entry for _, _, entry in sorted(scored)[:limit]]

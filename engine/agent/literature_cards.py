@@ -80,6 +80,8 @@ class Draft:
     proposals: list[ProposalCard]
     notes: list[str] = field(default_factory=list)  # fallbacks and refusals, for the worksheet
     telemetry: dict = field(default_factory=dict)
+    papers: list = field(default_factory=list)  # literature_sources.Paper: the triaged candidates
+    sources: str = ""  # "online" or "offline": where the papers came from
 
 
 # -- parsing what a model wrote --------------------------------------------------------------------
@@ -265,6 +267,19 @@ def conclude(draft: Draft, context: ProposalContext, width: int, symptoms: list[
     for number, query in enumerate(draft.queries, 1):
         found = ", ".join(draft.hits.get(query, [])) or "no bibliography match"
         lines.append(f"{number}. `{query}` → {found}")
+    if draft.papers:
+        where = (
+            "arXiv, OpenAlex and Semantic Scholar (answers cached in literature/cache/)"
+            if draft.sources == "online"
+            else "the bundled bibliography (offline)"
+        )
+        kept = sum(p.verdict.startswith("kept") for p in draft.papers)
+        lines += ["", "## Candidate papers", "", f"Searched: {where}; {len(draft.papers)} triaged to {kept}.", ""]
+        lines += ["| ref | title / year | found by | query | triage |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {p.source} | {p.title[:90]} ({p.year or '?'}) | {p.found_by} | `{p.query}` | {p.verdict} |"
+            for p in draft.papers
+        ]
     lines += ["", "## Challenge cards", ""]
     for number, card in enumerate(draft.challenges, 1):
         lines += [

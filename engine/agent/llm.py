@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
-from engine.agent.literature import search, watchdog
+from engine.agent.literature import watchdog
 from engine.agent.literature_cards import CardError, Draft, conclude, first_json_object, parse_cards
+from engine.agent.literature_sources import cache_dir, expressible_in, gather, paper_digest
 from engine.agent.scripted import ScriptedProposer, literature_symptoms
 from engine.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
 
@@ -48,9 +49,22 @@ def _load_litellm():
     return litellm
 
 
+SKILLS = (
+    "operating-rules.md",
+    "args-and-aggregators.md",
+    "reading-results.md",
+    "architectures.md",
+    "crashes.md",
+    "provenance.md",
+    "literature.md",
+)
+MEMORY_DESCRIPTION = 160  # characters of each ledger description in the working memory (prompt budget)
+PROMPT_BUDGET_TOKENS = 7000  # program.md + skills + profile + working memory (stated in program.md)
+
+
 def system_prompt(root: Path, profile_summary: str, memory: str) -> str:
     parts = [(root / "program.md").read_text(encoding="utf-8") if (root / "program.md").exists() else ""]
-    for name in ("operating-rules.md", "literature.md"):
+    for name in SKILLS:
         path = root / "skills" / name
         if path.exists():
             parts.append(path.read_text(encoding="utf-8"))
@@ -58,6 +72,11 @@ def system_prompt(root: Path, profile_summary: str, memory: str) -> str:
     parts.append("## Working memory\n" + memory)
     parts.append("Use the tools to inspect, edit and validate, then call submit_candidate exactly once.")
     return "\n\n".join(p for p in parts if p)
+
+
+def prompt_tokens(text: str, model: str = "gpt-4o-mini") -> int:
+    """The size of a prompt in tokens, by LiteLLM's counter (its bundled tokenizer, no network)."""
+    return int(_load_litellm().token_counter(model=model, text=text))
 
 
 def working_memory(context: ProposalContext) -> str:
@@ -72,10 +91,11 @@ def working_memory(context: ProposalContext) -> str:
         "last rows (status, score, description):",
     ]
     lines += [
-        f"- {r.status} {'' if r.score is None else f'{r.score:.4f}'} {r.description}" for r in rows[-20:]
+        f"- {r.status} {'' if r.score is None else f'{r.score:.4f}'} {r.description[:MEMORY_DESCRIPTION]}"
+        for r in rows[-20:]
     ]
     worse = [
-        r.description
+        r.description[:MEMORY_DESCRIPTION]
         for r in rows
         if r.status == "discard"
         and best
@@ -109,10 +129,12 @@ def working_memory(context: ProposalContext) -> str:
 
 
 def parse_json_action(text: str) -> tuple[str, dict] | None:
-    """``{"tool": ..., "arguments": {...}}`` anywhere in a text reply (fenced or bare)."""
-    for candidate in re.findall(r"\{.*\}", text or "", flags=re.S):
+    """The first complete ``{"tool": ..., "arguments": {...}}`` object in a text reply (fenced or
+    bare); prose after it, braces included, does not matter."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\{", text or ""):
         try:
-            data = json.loads(candidate)
+            data, _ = decoder.raw_decode(text, match.start())
         except json.JSONDecodeError:
             continue
         if isinstance(data, dict) and isinstance(data.get("tool"), str):
@@ -121,13 +143,25 @@ def parse_json_action(text: str) -> tuple[str, dict] | None:
     return None
 
 
+def detect_tool_calling(model: str) -> bool:
+    """Native tool calls when LiteLLM's model map says the model has them; a model it does not
+    know (a local or OpenAI-compatible server) is tried with tools, and a text reply still works
+    through the JSON-in-text parser."""
+    litellm = _load_litellm()
+    try:
+        info = litellm.get_model_info(model)
+    except Exception:  # not in the map: ModelNotMappedError and friends
+        return True
+    return bool(info.get("supports_function_calling"))
+
+
 QUERIES_REQUEST = (
     "The campaign entered the literature loop. Symptoms:\n{symptoms}\n\n"
     "Write exactly 3 search queries (a few technical keywords each) that could find FL mechanisms "
     'addressing these symptoms. Reply with only a JSON object: {{"queries": ["...", "...", "..."]}}'
 )
 CARDS_REQUEST = (
-    "Bibliography results for your queries:\n{results}\n\n"
+    "Papers triaged from your queries (cite their refs):\n{results}\n\n"
     "Now write 3 challenge cards (what limits the current recipe) and 3 to 5 proposal cards. "
     "Reply with only a JSON object:\n"
     '{{"challenges": [{{"title": "...", "evidence": "...", "hypothesis": "..."}}], '
@@ -139,6 +173,21 @@ CARDS_REQUEST = (
     "args may only use the profile's mutable args and aggregator choices: {mutable}. "
     "A proposal that changes code names its editable file as implementation_surface."
 )
+
+
+def keep_transcript(context: ProposalContext, messages: list[dict], telemetry: dict) -> None:
+    """The agent's conversation, redacted, kept with the candidate (``runs/<id>/agent.jsonl``)."""
+    if context.root is None or context.tag is None:
+        return
+    from engine.agent.redaction import redact
+    from engine.campaign.options import campaign_dir
+
+    cid = f"c{context.proposed + 1:03d}"
+    path = campaign_dir(Path(context.root), context.tag) / "runs" / cid / "agent.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [redact(json.dumps(message, default=str)) + "\n" for message in messages]
+    path.write_text("".join(lines), encoding="utf-8")
+    telemetry["transcript"] = f"runs/{cid}/agent.jsonl"
 
 
 def new_telemetry(model: str) -> dict:
@@ -181,7 +230,7 @@ class LLMProposer:
         timeout: float = 120.0,
         retries: int = 3,
         backoff: float = 2.0,
-        tool_calling: bool = True,
+        tool_calling: bool | None = None,
         max_completion_tokens: int = 2048,
     ) -> None:
         self.model = model
@@ -192,7 +241,8 @@ class LLMProposer:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
-        self.tool_calling = tool_calling
+        # None: detected from LiteLLM's model capabilities; True/False: forced by the user.
+        self.tool_calling = detect_tool_calling(model) if tool_calling is None else tool_calling
         self.max_completion_tokens = max_completion_tokens
         self.total_cost = 0.0
         self.total_tokens = 0
@@ -201,6 +251,10 @@ class LLMProposer:
     # -- one completion, with retries and the fallback model -------------------------------------
 
     def _complete(self, messages: list[dict], telemetry: dict, tools: bool = True):
+        # Why a loop of our own: LiteLLM's ``num_retries`` reaches OpenAI-compatible providers as
+        # the SDK's ``max_retries`` (silent retries: no failure callback per attempt), and its
+        # ``fallbacks=`` reports only the final outcome. Measured on litellm 1.103 against
+        # tests/openai_server.py; per-attempt telemetry needs every attempt to come back here.
         litellm = _load_litellm()
         models = [self.model] + ([self.fallback_model] if self.fallback_model else [])
         last_error = ""
@@ -263,6 +317,7 @@ class LLMProposer:
             return self._scripted.propose(context)
         workspace = AgentWorkspace(context)
         telemetry = new_telemetry(self.model)
+        telemetry["tool_calling"] = self.tool_calling
         summary = workspace.get_profile()
         messages = [
             {
@@ -325,7 +380,9 @@ class LLMProposer:
             if workspace.submitted is not None:
                 spec = workspace.submitted
                 spec.telemetry = telemetry
+                keep_transcript(context, messages, telemetry)
                 return spec
+        keep_transcript(context, messages, telemetry)
         raise ProposerError(f"no submit_candidate within {self.max_steps} steps", telemetry)
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
@@ -334,7 +391,7 @@ class LLMProposer:
         Whatever the model fails to give is taken from the scripted bibliography draft, and the
         worksheet says so: a poor or dead model never stops the campaign here."""
         found = literature_symptoms(context)
-        fallback = self._scripted.draft(context)
+        fallback = self._scripted.draft(context, search_sources=False)
         telemetry = new_telemetry(self.model)
         notes: list[str] = []
         summary = AgentWorkspace(context).get_profile() if context.root else "{}"
@@ -350,11 +407,9 @@ class LLMProposer:
         except (ProposerError, CardError) as error:
             notes.append(f"the model's queries were unusable ({error}); the scripted queries were used")
             queries = fallback.queries
-        hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
-        results = "\n".join(
-            f"- {m.key}: {m.title} [{m.source}] {m.summary} implementing args: {json.dumps(m.args)}"
-            for m in {m.key: m for q in queries for m in search(q)}.values()
-        )
+        gathered = gather(queries, cache_dir(context), expressible_in(context.profile))
+        notes += gathered.notes
+        results = paper_digest(gathered.papers)
         messages.append(
             {
                 "role": "user",
@@ -373,7 +428,15 @@ class LLMProposer:
             notes.append(f"the model's cards were unusable ({error}); bibliography cards were used")
             challenges, proposals = fallback.challenges, fallback.proposals
         draft = Draft(
-            self.model, queries, hits, challenges or fallback.challenges, proposals, notes, telemetry
+            self.model,
+            queries,
+            gathered.hits,
+            challenges or fallback.challenges,
+            proposals,
+            notes,
+            telemetry,
+            gathered.papers,
+            gathered.mode,
         )
         result = conclude(draft, context, width, found)
         result.telemetry = {k: v for k, v in telemetry.items() if k not in ("tool_calls",)}

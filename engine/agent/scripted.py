@@ -16,8 +16,9 @@ import random
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext
 from engine.agent.configs import config_key, describe_args, effective_args
 from engine.agent.configs import fmt_value as _fmt
-from engine.agent.literature import BIBLIOGRAPHY, search, symptoms
+from engine.agent.literature import BIBLIOGRAPHY, symptoms
 from engine.agent.literature_cards import ChallengeCard, Draft, ProposalCard, conclude
+from engine.agent.literature_sources import cache_dir, expressible_in, gather
 from engine.profile import MutableArg, Profile, Scalar
 
 SCRIPTED_QUERIES = (
@@ -124,14 +125,15 @@ class ScriptedProposer:
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
         return conclude(self.draft(context), context, width, literature_symptoms(context))
 
-    def draft(self, context: ProposalContext) -> Draft:
+    def draft(self, context: ProposalContext, search_sources: bool = True) -> Draft:
         """Cards from the bundled bibliography: every mechanism the profile can express, scored by a
         fixed rule (untried families are novel; args-only changes are safe and simple)."""
         profile = context.profile
         queries = list(SCRIPTED_QUERIES)
-        hits = {q: [f"{m.key} ({m.source})" for m in search(q)] for q in queries}
+        # A fallback draft (search_sources=False) reads only the bundled bibliography.
+        gathered = gather(queries, cache_dir(context) if search_sources else None, expressible_in(profile))
         proposals, seen = [], set()
-        for entry in BIBLIOGRAPHY:
+        for entry in (e for e in BIBLIOGRAPHY if e.core):
             args = {k: v for k, v in entry.args.items() if k in profile.mutable or k == "aggregator"}
             aggregator = args.get("aggregator", profile.baseline.get("aggregator"))
             if aggregator not in profile.aggregators.choices or entry.key in seen:
@@ -184,4 +186,13 @@ class ScriptedProposer:
                 "the server step, not the local one, sets the pace of progress",
             ),
         ]
-        return Draft("scripted", queries, hits, challenges, proposals)
+        return Draft(
+            "scripted",
+            queries,
+            gathered.hits,
+            challenges,
+            proposals,
+            notes=gathered.notes,
+            papers=gathered.papers,
+            sources=gathered.mode,
+        )

@@ -14,7 +14,9 @@ from pathlib import Path, PurePosixPath
 import git
 
 from engine.agent.base import CandidateSpec, ProposalContext
+from engine.agent.evidence_tools import EvidenceReader, EvidenceToolError
 from engine.agent.literature import search
+from engine.campaign.options import campaign_dir
 from engine.guard.validate import content_problem, path_problem, validate
 from engine.profile import Profile
 
@@ -63,8 +65,32 @@ TOOL_SCHEMAS = [
     _schema("get_ledger", "The last n ledger rows and the best stack.", {"n": {"type": "integer"}}, []),
     _schema("get_profile", "Budget, mutable args with ranges, aggregator choices, architecture cap.", {}, []),
     _schema(
-        "search_literature", "Search the bundled bibliography of FL methods.", {"query": _STR}, ["query"]
+        "search_literature",
+        "Search the bibliography of FL methods (title, source, abstract, mechanism, args or code).",
+        {"query": _STR},
+        ["query"],
     ),
+    _schema("list_candidates", "Every finished candidate: id, status, score, target, description.", {}, []),
+    _schema(
+        "get_candidate",
+        "A finished candidate's full record: args, validation, per-site scores, error, timings.",
+        {"candidate": _STR},
+        ["candidate"],
+    ),
+    _schema("get_candidate_diff", "A finished candidate's code diff against its parent.", {"candidate": _STR}, ["candidate"]),
+    _schema(
+        "get_round_metrics",
+        "Per site and round, the metrics a candidate's clients printed: its learning curves.",
+        {"candidate": _STR},
+        ["candidate"],
+    ),
+    _schema(
+        "get_job_log",
+        "The last lines (default 50, at most 200) of a candidate's job log, secrets redacted.",
+        {"candidate": _STR, "lines": {"type": "integer"}},
+        ["candidate"],
+    ),
+    _schema("get_evidence", "Seed-repeat rows of evidence.tsv (held-out rows are withheld).", {}, []),
     _schema(
         "submit_candidate",
         "Submit the pending candidate; ends your turn.",
@@ -94,13 +120,18 @@ class AgentWorkspace:
         self.parent = context.parent
         self.edits: dict[str, str] = {}
         self.submitted: CandidateSpec | None = None
+        self.evidence = EvidenceReader(campaign_dir(context.root, context.tag or "draft"), context.root)
 
     # -- files -----------------------------------------------------------------------------------
 
     def readable(self) -> list[str]:
+        """Editable and context files, and protected *code*: protected data files are never readable."""
         surface = self.profile.surface
         protected = [
-            p for pattern in surface.protected for p in self._committed() if PurePosixPath(p).match(pattern)
+            p
+            for pattern in surface.protected
+            for p in self._committed()
+            if PurePosixPath(p).match(pattern) and p.endswith(".py")
         ]
         return sorted(
             {*surface.editable, *surface.context, *protected} & set(self._committed()) | set(self.edits)
@@ -108,6 +139,11 @@ class AgentWorkspace:
 
     def _committed(self) -> list[str]:
         return self.repo.git.ls_tree("-r", "--name-only", self.parent).splitlines()
+
+    def _protected_data(self, path: str) -> bool:
+        return not path.endswith(".py") and any(
+            PurePosixPath(path).match(pattern) for pattern in self.profile.surface.protected
+        )
 
     def _original(self, path: str) -> str:
         try:
@@ -138,6 +174,8 @@ class AgentWorkspace:
     def read_file(self, path: str) -> str:
         if path_problem(path, self.profile) == f"{path} escapes the workspace":
             raise ToolError(f"refused: {path} escapes the workspace")
+        if self._protected_data(path):
+            raise ToolError(f"refused: {path} is protected data; the agent never reads raw or scored data")
         if path not in self.readable():
             raise ToolError(f"refused: {path} is not an editable or read-only context file")
         return self.text(path)
@@ -210,17 +248,46 @@ class AgentWorkspace:
         )
 
     def search_literature(self, query: str) -> str:
-        hits = search(query)
+        hits = search(query, limit=6)
         return (
             json.dumps(
                 [
-                    {"key": h.key, "title": h.title, "source": h.source, "summary": h.summary, "args": h.args}
+                    {
+                        "key": h.key,
+                        "title": h.title,
+                        "year": h.year,
+                        "source": h.source,
+                        "summary": h.summary,
+                        "mechanism": h.mechanism,
+                        "args": h.args,
+                        "code": h.code,
+                    }
                     for h in hits
                 ]
             )
             if hits
             else "no match in the bibliography"
         )
+
+    # -- evidence: finished candidates and evidence.tsv (read-only, bounded, redacted) -----------
+
+    def list_candidates(self) -> str:
+        return self.evidence.list_candidates()
+
+    def get_candidate(self, candidate: str) -> str:
+        return self.evidence.get_candidate(candidate)
+
+    def get_candidate_diff(self, candidate: str) -> str:
+        return self.evidence.get_candidate_diff(candidate)
+
+    def get_round_metrics(self, candidate: str) -> str:
+        return self.evidence.get_round_metrics(candidate)
+
+    def get_job_log(self, candidate: str, lines: int = 50) -> str:
+        return self.evidence.get_job_log(candidate, lines)
+
+    def get_evidence(self) -> str:
+        return self.evidence.get_evidence()
 
     def submit_candidate(
         self, description: str, target: str, args: dict, source_refs: list | None = None
@@ -251,7 +318,7 @@ class AgentWorkspace:
             return "error: arguments must be a JSON object"
         try:
             return str(getattr(self, name)(**kwargs))
-        except ToolError as error:
+        except (ToolError, EvidenceToolError) as error:
             return f"error: {error}"
         except TypeError as error:
             return f"error: bad arguments for {name}: {error}"

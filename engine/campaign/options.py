@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 STATES = (
@@ -27,14 +27,18 @@ class CampaignOptions:
     smoke: bool = False
     seed: int = 0
     max_cost: float | None = None  # USD per campaign, for LLM proposers
-    proposer: str = "scripted"  # scripted or llm
+    proposer: str = "scripted"  # scripted, llm or command
     model: str | None = None  # any LiteLLM model string, for the llm proposer
     api_base: str | None = None
     fallback_model: str | None = None
-    tool_calling: bool = True  # False: the JSON-in-text protocol
+    tool_calling: bool | None = None  # None: LiteLLM's model capabilities decide; False: JSON-in-text
     max_steps: int = 16  # model calls per candidate (the agent's tool steps)
     max_reply_tokens: int = 2048  # completion tokens per model call
     match: str | None = None  # a same-budget control of this campaign tag (afr run --match)
+    agent_cmd: str | None = None  # the external coding agent's command line (proposer "command")
+    agent_timeout: float = 1800.0  # seconds per agent run
+    agent_max_output: int = 1_000_000  # bytes of the agent's output kept in its transcript
+    agent_env: list[str] = field(default_factory=list)  # variables passed through to the agent
 
 
 class CampaignError(RuntimeError):
