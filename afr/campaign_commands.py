@@ -45,7 +45,7 @@ def federation(root: Path, profile_name: str) -> dict:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    summary = federation(resolve_root(args.workspace), args.profile)
+    summary = federation(resolve_root(args.workspace, bundle_fallback=True), args.profile)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -153,10 +153,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.agent import build_proposer
     from engine.campaign.loop import Campaign
     from engine.campaign.options import CampaignOptions, campaign_dir
-    from engine.campaign.status import resolve_tag
+    from engine.campaign.status import resolve_tag, summary
+    from engine.control.server import engine_alive
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
+    if engine_alive(campaign_dir(root, tag)):
+        raise UsageError(f"campaign {tag} is already running; watch it with `afr attach {tag}`")
+    summary(root, tag)  # every ledger and the journal readable, before anything is written
     meta = json.loads((campaign_dir(root, tag) / "campaign.json").read_text())
     profile = load_profile(root, meta["profile"])
     options = CampaignOptions(**meta["options"])
@@ -264,6 +268,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     root = workspace_root(args.workspace)
     info = summary(root, resolve_tag(root, args.tag))
+    for warning in info["ledger_warnings"]:
+        print(f"afr: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -283,17 +289,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from engine.campaign.status import list_tags, summary
+    from engine.store.ledger import LedgerError
 
     root = workspace_root(args.workspace)
     tags = list_tags(root)
     if not tags:
         print("no campaigns yet; start one with `afr run`")
     for tag in tags:
-        info = summary(root, tag)
+        try:
+            info = summary(root, tag)
+        except LedgerError as error:  # one unreadable campaign must not hide the others
+            print(f"{tag:<40} {'?':<20} {'UNREADABLE':<18}    -        see below")
+            print(f"afr: warning: {error}", file=sys.stderr)
+            continue
         best = "-" if info["best"] is None else f"{info['best']:.4f}"
+        mark = "  (ledger needs repair: `afr resume`)" if info["ledger_warnings"] else ""
         print(
-            f"{tag:<40} {info['profile']:<20} {info['state']:<18} {info['candidates']:>4} cand  best {best}"
+            f"{tag:<40} {info['profile']:<20} {info['state']:<18} {info['candidates']:>4} cand  best {best}{mark}"
         )
+        for warning in info["ledger_warnings"]:
+            print(f"afr: warning: {warning}", file=sys.stderr)
     return 0
 
 

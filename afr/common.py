@@ -14,21 +14,27 @@ class UsageError(Exception):
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # argparse would say "invalid positive_int value"
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}") from None
+    if value != value or value <= 0:  # NaN too
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
 
 
 def workspace_root(path: Path | None) -> Path:
-    """A campaign needs a git workspace; the current folder or --workspace."""
+    """A campaign needs a git workspace: --workspace, or the nearest one from the current folder upward."""
     root = resolve_root(path)
     if not (root / ".git").exists():
         raise UsageError(f"{root} is not a git repository; make a workspace with `afr init DIR`")

@@ -17,11 +17,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
+from engine.campaign.approval import await_approval
 from engine.campaign.candidate import Candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
-from engine.campaign.recovery import override, recover_interrupted
+from engine.campaign.recovery import baseline_to_rerun, override, record_aborted, recover_interrupted
 from engine.campaign.review import review_batch
 from engine.control.events import Command, CommandType, Event, EventType
 from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
@@ -60,6 +61,7 @@ class Campaign:
         self.state = "starting"
         self.paused = False
         self.stop_requested = False
+        self.aborting = False  # the human aborted the running candidates (a second Ctrl-C)
         self.literature = LiteratureCycle(self)
         self.approval = options.approval
         self.decisions: dict[str, Command] = {}
@@ -160,18 +162,32 @@ class Campaign:
         if not meta_path.exists():
             raise CampaignError(f"no campaign {self.tag} in {self.root}")
         meta = json.loads(meta_path.read_text())
+        # Read everything before writing anything: a malformed ledger fails here, with no state left.
+        self.ledger.rows()
+        self.ledger.candidates()
+        self.journal.events()
         if meta.get("options") != asdict(self.options):  # caps changed on resume: remember them
             meta["options"] = asdict(self.options)
             meta_path.write_text(json.dumps(meta, indent=2))
         self.hashes = meta["protected_hashes"]
         self._started = meta.get("created", time.time())
-        self.ledger.repair()
+        repaired = self.ledger.repair()
         self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
+        if repaired:
+            self.emit(EventType.LEDGER_REPAIRED, actions=repaired)
         recover_interrupted(self)
         self.literature.restore()
         self.run()
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as error:  # leave a state that tells the truth, not "running" with no engine
+            self.set_state("stopped")
+            self.emit(EventType.STOPPED, phase="done", reason=f"engine error: {str(error).splitlines()[0][:200]}")
+            raise
+
+    def _loop(self) -> None:
         # Check every architecture of the unchanged model.py once, up front, so args-only
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
@@ -229,7 +245,7 @@ class Campaign:
 
     def _run_batch(self) -> None:
         parent = self.repo.head()
-        width = 1 if not self.ledger.rows() else self.options.parallel
+        width = 1 if self.best_row() is None else self.options.parallel  # the baseline runs alone
         approved = []
         for _ in range(width):
             if self.stop_requested or self.paused:
@@ -248,7 +264,7 @@ class Campaign:
     def _propose(self) -> CandidateSpec:
         """The next spec; a proposer failure becomes a spec the guard refuses, with the reason."""
         try:
-            spec = self.literature.next_spec()
+            spec = baseline_to_rerun(self) or self.literature.next_spec()
             self._proposer_failures = 0
             return spec
         except ProposerError as error:
@@ -311,43 +327,7 @@ class Campaign:
         return candidate
 
     def _approved(self, candidate: Candidate) -> bool:
-        if self.approval != "manual":
-            return True
-        cid = candidate.id
-        with self._cond:
-            self.awaiting[cid] = candidate
-            self.set_state("awaiting_approval")
-            self.emit(
-                EventType.CANDIDATE_AWAITING_APPROVAL,
-                id=cid,
-                description=candidate.spec.description,
-                args=candidate.spec.args,
-                diff=candidate.diff,
-                checks=candidate.validation,
-            )
-            while cid not in self.decisions and not self.stop_requested and self.approval == "manual":
-                self._cond.wait(timeout=1.0)
-            decision = self.decisions.pop(cid, None)
-            self.awaiting.pop(cid, None)
-            self.set_state("running")
-        if decision is None and self.approval == "auto" and not self.stop_requested:
-            return True
-        if decision is None or decision.type is CommandType.REJECT:
-            note = decision.note if decision else "campaign stopped before a decision"
-            if decision:
-                self.notes.append(f"{cid} rejected: {note}")
-            self.emit(EventType.DECISION, id=cid, decision="reject", note=note)
-            self.finalise(
-                candidate,
-                "rejected",
-                error=f"rejected by the human: {note}",
-                human={"decision": "reject", "note": note},
-            )
-            self.repo.remove_worktree(cid)
-            return False
-        candidate.human = {"decision": "approve", "note": decision.note}
-        self.emit(EventType.DECISION, id=cid, decision="approve", note=decision.note)
-        return True
+        return await_approval(self, candidate)
 
     def _execute(self, candidate: Candidate, slot: int) -> RunResult:
         cid = candidate.id
@@ -399,6 +379,12 @@ class Campaign:
         return result
 
     def _review(self, batch: list[tuple[Candidate, RunResult]]) -> None:
+        aborted = [(c, r) for c, r in batch if self.aborting and r.status != "ok"]
+        for candidate, result in aborted:
+            record_aborted(self, candidate, result)
+        batch = [(c, r) for c, r in batch if (c, r) not in aborted]
+        if not batch:
+            return
         scores = {c.id: (r.score if r.status == "ok" else None) for c, r in batch}
         statuses = review_batch(
             scores, self.ledger.rows(), self.profile.maximize, self.profile.watchdog.min_delta
@@ -422,6 +408,7 @@ class Campaign:
             self.repo.keep(commit, f"keep {cid}: {spec.description}")
         elif commit != candidate.parent:
             self.repo.archive(cid, commit)
+        self.finalise(candidate, status, result=result)  # the full record first: it can rebuild the row
         self.ledger.append_row(
             ResultRow(
                 commit[:7],
@@ -434,7 +421,6 @@ class Campaign:
                 f"runs/{cid}",
             )
         )
-        self.finalise(candidate, status, result=result)
         self.repo.remove_worktree(cid)
         self.emit(
             EventType.CANDIDATE_REVIEWED,
@@ -454,12 +440,13 @@ class Campaign:
         error: str = "",
         human: dict | None = None,
     ) -> None:
-        self.ledger.append_candidate(
-            candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
-        )
+        record = candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
+        record["budget"] = self.budget_label()  # what its results.tsv row says, should it need rebuilding
+        self.ledger.append_candidate(record)
 
     def kill_running(self) -> None:
-        """Kill the NVFlare processes of every running candidate (the engine is exiting hard)."""
+        """Kill the NVFlare processes of every running candidate (the human aborted them)."""
+        self.aborting = True
         for candidate in list(self.running.values()):
             for process in processes_of_run(candidate.token or "-"):
                 process.kill()

@@ -6,7 +6,8 @@ about a candidate goes to ``candidates.jsonl``, one JSON object per candidate.
 
 Appends take an exclusive ``flock`` and write the whole line in one ``write`` on an
 ``O_APPEND`` descriptor, then ``fsync``: two processes never interleave, and a crash can
-at worst leave a last line without its newline, which readers ignore and ``repair`` cuts.
+at worst leave a last line without its newline, which readers skip and report, and
+``engine.store.repair`` rebuilds from ``candidates.jsonl`` before anything appends.
 """
 
 from __future__ import annotations
@@ -146,13 +147,19 @@ class Ledger:
         if row.status not in STATUSES:
             raise ValueError(f"status {row.status!r} is not one of {STATUSES}")
         self.ensure()
+        from engine.store.repair import torn_files
+
+        if self.results_path in torn_files(self):  # mend it from candidates.jsonl, never just cut it
+            self.repair()
+            if row.artifacts.startswith("runs/") and any(r.artifacts == row.artifacts for r in self.rows()):
+                return  # the repair restored this very row from its record
         locked_append(self.results_path, row.to_line())
 
     def rows(self) -> list[ResultRow]:
         lines = _complete_lines(self.results_path)
         if not lines:
             return []
-        name = self.results_path.name
+        name = str(self.results_path)  # the path names the campaign too
         if tuple(lines[0].split("\t")) != RESULTS_HEADER:
             raise LedgerError(f"{name} line 1: header is not the reference header {' '.join(RESULTS_HEADER)}")
         rows = []
@@ -213,13 +220,9 @@ class Ledger:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise LedgerError(
-                    f"{self.candidates_path.name} line {number}: not JSON ({error.msg})"
-                ) from None
+                raise LedgerError(f"{self.candidates_path} line {number}: not JSON ({error.msg})") from None
             if not isinstance(record, dict) or "id" not in record:
-                raise LedgerError(
-                    f"{self.candidates_path.name} line {number}: not a candidate record with an id"
-                )
+                raise LedgerError(f"{self.candidates_path} line {number}: not a candidate record with an id")
             records.append(record)
         return records
 
@@ -230,9 +233,8 @@ class Ledger:
             latest[record["id"]] = record
         return latest
 
-    def repair(self) -> None:
-        """Cut a torn last line left by a crash, in both files."""
-        for path in (self.results_path, self.candidates_path):
-            if path.exists():
-                with locked(path, os.O_RDWR) as fd:
-                    _end_torn_line(fd)
+    def repair(self) -> list[str]:
+        """Cut a torn last line left by a crash and restore the rows it cost (see ``repair``)."""
+        from engine.store.repair import repair_ledger
+
+        return repair_ledger(self)
