@@ -86,6 +86,7 @@ def _drive(campaign, action) -> int:
     """Run the campaign here with the console view; the control socket lets cockpits attach."""
     from afr.console import ConsoleView
     from engine.control.server import CommandServer
+    from engine.wording import counted
 
     view = ConsoleView(campaign)
     with CommandServer(campaign):
@@ -97,9 +98,10 @@ def _drive(campaign, action) -> int:
 
     info = summary(campaign.root, campaign.tag)
     best = "" if info["best"] is None else f", baseline {info['baseline']:.6f}, best {info['best']:.6f}"
+    reason = f" ({info['reason']})" if info["reason"] else ""
     print(
-        f"afr: {campaign.tag} {info['state']}: {info['candidates']} candidates, {info['kept']} kept, "
-        f"{info['crashes']} crashes{best}"
+        f"afr: {campaign.tag} {info['state']}{reason}: {counted(info['candidates'], 'candidate')}, "
+        f"{info['kept']} kept, {counted(info['crashes'], 'crash')}{best}"
     )
     return 0
 
@@ -140,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
+    _preflight(options)
     if _wants_background(args):
         return _background(root, tag, ["run", *_after(args.argv, "run"), "--headless", "--tag", tag], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
@@ -168,12 +171,24 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options.max_candidates = args.max_candidates
     if args.max_hours:
         options.max_hours = args.max_hours
+    _preflight(options)
     if _wants_background(args):
         rest = [arg for arg in _after(args.argv, "resume") if arg != args.tag]
         return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
-    print(f"afr: resuming {tag} (cap {options.max_candidates} candidates)", flush=True)
+    print(f"afr: resuming {tag} (cap {options.max_candidates} candidate{'s' if options.max_candidates > 1 else ''})", flush=True)
     return _drive(campaign, campaign.resume)
+
+
+def _preflight(options) -> None:
+    """Before any candidate runs: the LLM proposer's credentials are set and its endpoint answers."""
+    if options.proposer != "llm":
+        return
+    if not options.model:
+        raise UsageError("the llm proposer needs --model (any LiteLLM model string, e.g. openai/gpt-4o-mini)")
+    from engine.agent.provider import preflight
+
+    preflight(options.model, options.api_base)
 
 
 def _wants_background(args: argparse.Namespace) -> bool:

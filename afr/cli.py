@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    from engine.agent.provider import PreflightError
     from engine.control.server import ControlError
 
     try:
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         LedgerError,
         CampaignError,
+        PreflightError,
     ) as error:
         print(f"afr: error: {error}", file=sys.stderr)
         return 2

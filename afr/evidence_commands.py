@@ -9,6 +9,7 @@ from pathlib import Path
 from afr.common import UsageError, gpu_ids, workspace_root
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
+from engine.wording import counted
 
 
 def add_commands(commands, positive_int) -> None:
@@ -78,7 +79,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     _warn_if_running(campaign)
     kept = len(campaign.kept())
     if kept < args.top:
-        print(f"afr: note: {campaign.tag} kept only {kept} candidates besides the baseline", flush=True)
+        print(f"afr: note: {campaign.tag} kept only {counted(kept, 'candidate')} besides the baseline", flush=True)
     print(
         f"afr: repeat {campaign.tag}: baseline and top {args.top} over seeds {','.join(map(str, seeds))} "
         f"(validation subset; {len(jobs)} runs)",

@@ -269,10 +269,10 @@ class Campaign:
             return spec
         except ProposerError as error:
             self._proposer_failures += 1
-            if self._proposer_failures >= MAX_PROPOSER_FAILURES:
-                self.command(
-                    Command(CommandType.PAUSE, note=f"the proposer failed {self._proposer_failures} times")
-                )
+            lasting = error.kind in ("auth", "not found", "connection")  # waiting will not mend these
+            if lasting or self._proposer_failures >= MAX_PROPOSER_FAILURES:
+                times = f"{self._proposer_failures} time{'s' if self._proposer_failures > 1 else ''}"
+                self.command(Command(CommandType.PAUSE, note=f"the proposer failed {times}: {error}"))
             return CandidateSpec(
                 f"(no proposal: {error})", "scalar", {}, proposer_error=str(error), telemetry=error.telemetry
             )
@@ -316,7 +316,8 @@ class Campaign:
             validation=verdict.checks,
         )
         if not verdict.ok:
-            self.emit(EventType.CANDIDATE_REJECTED, id=cid, reason=verdict.reason, by="guard")
+            by = "proposer" if spec.proposer_error else "guard"
+            self.emit(EventType.CANDIDATE_REJECTED, id=cid, reason=verdict.reason, by=by)
             self.finalise(candidate, "rejected", error=verdict.reason)
             self.repo.remove_worktree(cid)
             return None

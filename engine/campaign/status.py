@@ -141,6 +141,7 @@ def _summary(directory: Path, tag: str) -> dict:
         "crashes": sum(r.status == "crash" for r in rows),
         "literature": sum(r.status == "literature" for r in rows),
         "rejected": sum(r.get("status") == "rejected" for r in records.values()),
+        "aborted": sum(r.get("status") == "aborted" for r in records.values()),
         "baseline": scored[0].score if scored else None,
         "best": best.score if best else None,
         "best_description": best.description if best else "",

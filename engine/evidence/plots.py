@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.store.ledger import ResultRow
+from engine.wording import counted
 
 STYLE = {
     "discard": {"color": "#bdbdbd", "s": 18, "alpha": 0.6, "label": "Discarded"},
@@ -163,8 +164,8 @@ def progress_png(rows: list[ResultRow], output: Path, title: str, maximize: bool
     )
     kept = sum(r.status == "keep" for r in rows)
     ax.set_title(
-        f"{title}: {len(rows) - len(literature)} candidates, {kept} kept, {len(crashes)} crashes, "
-        f"{len(literature)} literature reviews",
+        f"{title}: {counted(len(rows) - len(literature), 'candidate')}, {kept} kept, "
+        f"{counted(len(crashes), 'crash')}, {counted(len(literature), 'literature review')}",
         fontsize=13,
     )
     ax.set_xlabel("Experiment # (results.tsv row)")
