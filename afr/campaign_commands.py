@@ -328,24 +328,43 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    import re
+
     import git
 
+    from engine.campaign.lineage import changes, parent_of
     from engine.campaign.status import campaigns_root, resolve_tag
     from engine.store.ledger import Ledger
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
-    record = Ledger(campaigns_root(root) / tag).latest_candidates().get(args.candidate)
+    directory = campaigns_root(root) / tag
+    if re.fullmatch(r"[Ll]\d+", args.candidate):  # a literature row, as the cockpit names it
+        sheet = directory / "literature" / f"{int(args.candidate[1:]):03d}.md"
+        if not sheet.exists():
+            raise UsageError(f"no literature review {args.candidate.upper()} in campaign {tag}")
+        print(sheet.read_text(encoding="utf-8"), end="")
+        return 0
+    records = Ledger(directory).latest_candidates()
+    record = records.get(args.candidate)
     if record is None:
         raise UsageError(f"no candidate {args.candidate!r} in campaign {tag}")
+    meta = json.loads((directory / "campaign.json").read_text())
+    baseline = load_profile(root, meta["profile"]).baseline
+    parent = parent_of(directory / "journal.jsonl", record["id"])
+    before = (records.get(parent) or {}).get("args") or {} if parent else {}
     print(f"{record['id']} [{record['status']}] {record['description']}")
-    for name, (old, new) in sorted((record.get("arg_changes") or {}).items()):
+    print(f"  parent: {parent + ' (kept)' if parent else 'the baseline configuration'}")
+    changed = changes(baseline, before, record.get("args") or {})
+    for name, (old, new) in changed.items():
         print(f"  {name}: {old} -> {new}")
+    if not changed:
+        print("  (the same args as its parent)")
     if record.get("error"):
         print(f"  reason: {record['error']}")
-    commit, parent = record.get("commit"), record.get("parent")
-    if commit and parent and commit != parent:
-        print(git.Repo(root).git.diff(parent, commit, "--", ".", ":(exclude)results.tsv"))
+    commit, parent_commit = record.get("commit"), record.get("parent")
+    if commit and parent_commit and commit != parent_commit:
+        print(git.Repo(root).git.diff(parent_commit, commit, "--", ".", ":(exclude)results.tsv"))
     else:
         print("  (no code change: args only)")
     return 0

@@ -9,6 +9,15 @@ from pathlib import Path
 from engine.store.bundle import resolve_root
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where there is none to show (None, off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class UsageError(Exception):
     """A mistake in what the user asked for; printed as one line."""
 

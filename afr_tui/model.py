@@ -344,7 +344,8 @@ class CockpitModel:
         row.status = "literature"
         row.target = "literature"
         selected = data.get("selected") or []
-        row.description = "literature: " + ("; ".join(selected) if selected else "no new ideas")
+        ideas = [idea.removeprefix("literature: ") for idea in selected]  # each says it already
+        row.description = "literature: " + ("; ".join(ideas) if ideas else "no new ideas")
         row.run_dir = data.get("worksheet", "")
         changes.notices.append(Notice(f"{len(selected)} ideas selected", "Literature review done"))
         changes.rows.add(row.id)
