@@ -210,7 +210,8 @@ def print_status(summary: dict, out=sys.stdout) -> None:
         f"[bold]{summary['tag']}[/] ({summary['profile']}): {summary['state']}{reason}, "
         f"{counted(summary['candidates'], 'candidate')}, {summary['kept']} kept, "
         f"{counted(summary['crashes'], 'crash')}"
-        + (f", {summary['aborted']} aborted" if summary.get("aborted") else "")
+        + (f", {summary['aborted']} aborted" if summary.get("aborted") else ""),
+        soft_wrap=True,  # one line per fact, however narrow the terminal (or a pipe)
     )
     if summary.get("best") is not None:
         console.print(

@@ -58,6 +58,8 @@ def classify(error: BaseException) -> ErrorKind:
         (litellm.BadGatewayError, ErrorKind.SERVER),
         (litellm.BadRequestError, ErrorKind.BAD_REQUEST),
     )
+    if _refused(error):  # LiteLLM reports some refused connections as a server error (500)
+        return ErrorKind.CONNECTION
     for cls, kind in order:
         if isinstance(error, cls):
             return kind
@@ -65,6 +67,23 @@ def classify(error: BaseException) -> ErrorKind:
     if isinstance(status, int) and status >= 500:
         return ErrorKind.SERVER
     return ErrorKind.OTHER
+
+
+def _refused(error: BaseException) -> bool:
+    """A connection that never opened, anywhere in the exception's chain (httpx, openai, OS)."""
+    import httpx
+    import openai
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (httpx.ConnectError, ConnectionError)) or (
+            isinstance(current, openai.APIConnectionError) and not isinstance(current, openai.APITimeoutError)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def one_line(error: BaseException) -> str:
