@@ -208,7 +208,18 @@ def free_port() -> int:
 
 
 def llm_run(*extra: str) -> list[str]:
-    return ["run", "--proposer", "llm", "--headless", "--smoke", "--max-candidates", "2", "--tag", "llm-20261123", *extra]
+    return [
+        "run",
+        "--proposer",
+        "llm",
+        "--headless",
+        "--smoke",
+        "--max-candidates",
+        "2",
+        "--tag",
+        "llm-20261123",
+        *extra,
+    ]
 
 
 def no_keys() -> dict:
@@ -283,7 +294,10 @@ def test_diff_lists_only_changes_against_the_parent_and_opens_literature_rows(wo
     changed = [line.strip() for line in done.stdout.splitlines() if " -> " in line]
     baseline = load_profile(ROOT, "fed_heart_disease").baseline
     # fedadam on both sides is no change; c006 does not carry c003's server_lr, so it reverts.
-    assert changed == [f"fedadam_tau: {baseline['fedadam_tau']} -> 0.0007", f"server_lr: 0.03 -> {baseline['server_lr']}"]
+    assert changed == [
+        f"fedadam_tau: {baseline['fedadam_tau']} -> 0.0007",
+        f"server_lr: 0.03 -> {baseline['server_lr']}",
+    ]
     literature = afr("diff", "L001", cwd=workspace)
     assert literature.returncode == 0 and "FedProx (Li et al. 2020)" in literature.stdout
     assert "no literature review L002" in one_line(afr("diff", "L002", cwd=workspace))
@@ -296,7 +310,12 @@ def test_status_and_list_speak_in_words(workspace):
     from engine.control.events import Event, EventType
 
     with open(directory / "journal.jsonl", "a") as handle:
-        handle.write(Event(EventType.PAUSED, {"note": "cost cap reached: $5.0000 of $5.0000"}, 1.9e9, seq + 1).to_json() + "\n")
+        handle.write(
+            Event(
+                EventType.PAUSED, {"note": "cost cap reached: $5.0000 of $5.0000"}, 1.9e9, seq + 1
+            ).to_json()
+            + "\n"
+        )
         handle.write(Event(EventType.STATE, {"state": "paused"}, 1.9e9, seq + 2).to_json() + "\n")
     done = afr("status", cwd=workspace)
     assert done.returncode == 0, done.stderr
@@ -332,7 +351,9 @@ def test_a_refused_connection_is_not_retried():
     from engine.agent.base import ProposerError
     from engine.agent.llm import LLMProposer, new_telemetry
 
-    proposer = LLMProposer("openai/local", api_base=f"http://127.0.0.1:{free_port()}/v1", retries=3, backoff=5)
+    proposer = LLMProposer(
+        "openai/local", api_base=f"http://127.0.0.1:{free_port()}/v1", retries=3, backoff=5
+    )
     started = time.monotonic()
     with pytest.raises(ProposerError) as caught:
         proposer._complete([{"role": "user", "content": "hi"}], new_telemetry("openai/local"))

@@ -31,7 +31,9 @@ async def test_the_log_pane_follows_to_the_last_line_of_thousands(tmp_path):
             with open(log_path, "a") as handle:
                 handle.writelines(f"round-{chunk:02d} step line-{chunk * 100 + i:05d}\n" for i in range(100))
             await pilot.pause(0.1)
-        await settle(pilot, lambda: "line-02999" in screen_text(app), timeout=30, what="the last line on screen")
+        await settle(
+            pilot, lambda: "line-02999" in screen_text(app), timeout=30, what="the last line on screen"
+        )
         assert "line-02999" in screen_text(app)
         with open(log_path, "a") as handle:
             handle.write("round-30 step line-03000\n")
