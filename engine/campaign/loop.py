@@ -200,7 +200,8 @@ class Campaign:
             if self.stop_requested:
                 self.checkpoint()
                 self.set_state("stopped")
-                self.emit(EventType.STOPPED, phase="done", reason="stopped by the human")
+                reason = "aborted by the human" if self.aborting else "stopped by the human"
+                self.emit(EventType.STOPPED, phase="done", reason=reason)
                 return
             reason = self._cap_reached()
             if reason:
