@@ -94,3 +94,54 @@ def test_an_aborted_baseline_is_not_a_crash_and_runs_again_on_resume(tmp_path):
     assert rows[1].score is not None and rows[1].score > 0
     finished = json.loads(afr("status", "--json", cwd=workspace).stdout)
     assert finished["baseline"] == rows[1].score and finished["crashes"] == 0
+
+
+def test_a_refusing_model_pauses_at_once_with_its_reason_and_the_proposer_named(tmp_path):
+    from openai_server import ScriptedOpenAI
+
+    assert afr("init", str(tmp_path / "ws"), cwd=tmp_path).returncode == 0
+    workspace = tmp_path / "ws"
+    directory = workspace / ".afr" / "campaigns" / TAG
+    with ScriptedOpenAI([{"text": "OK"}] + [{"status": 401}] * 10) as server:
+        engine = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "afr.cli",
+                "run",
+                "--headless",
+                "--smoke",
+                "--max-candidates",
+                "3",
+                "--tag",
+                TAG,
+                "--proposer",
+                "llm",
+                "--model",
+                "openai/local",
+                "--api-base",
+                server.base_url,
+            ],
+            cwd=workspace,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            process_group=0,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 300
+        while time.time() < deadline and not any(
+            e.type is EventType.STATE and e.data["state"] == "paused" for e in events(directory)
+        ):
+            time.sleep(0.3)
+        status = afr("status", cwd=workspace)
+        requests = len(server.requests)
+        os.killpg(engine.pid, signal.SIGINT)
+        output, _ = engine.communicate(timeout=120)
+    assert "paused (the proposer failed 1 time: the model did not answer (auth error:" in status.stdout
+    assert requests == 2  # the pre-flight, then one proposal call: an auth error is not retried
+    rejected = [e for e in events(directory) if e.type is EventType.CANDIDATE_REJECTED]
+    assert [e.data["by"] for e in rejected] == ["proposer"]
+    assert "[c002] rejected by the proposer: proposer: the model did not answer (auth error" in output
+    assert "paused: the proposer failed 1 time" in output
