@@ -10,8 +10,7 @@ from pathlib import Path
 
 from engine.control.events import EventType
 from engine.store.journal import read_events
-from engine.store.ledger import Ledger, LedgerError
-from engine.store.repair import ledger_warnings
+from engine.store.ledger import Ledger, LedgerError, ledger_warnings
 
 TAG_PATTERN = re.compile(r"^[a-z0-9._-]+$")
 DATE_PATTERN = re.compile(r"(\d{8})")
