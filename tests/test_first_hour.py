@@ -358,3 +358,45 @@ def test_a_refused_connection_is_not_retried():
     with pytest.raises(ProposerError) as caught:
         proposer._complete([{"role": "user", "content": "hi"}], new_telemetry("openai/local"))
     assert caught.value.kind == "connection" and time.monotonic() - started < 5
+
+
+def test_compare_warns_when_a_smoke_campaign_sits_beside_a_full_one(workspace):
+    full = fixed_campaign(workspace.parent)
+    smoke = full.parent / "smoke-20261123"
+    shutil.copytree(full, smoke)
+    meta = json.loads((smoke / "campaign.json").read_text())
+    meta.update(tag="smoke-20261123", options={**meta["options"], "smoke": True})
+    (smoke / "campaign.json").write_text(json.dumps(meta))
+    text = (smoke / "results.tsv").read_text().replace("clients=4;rounds=15", "smoke:clients=4;rounds=1")
+    (smoke / "results.tsv").write_text(text)
+    done = afr("compare", TAG, "smoke-20261123", cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    assert "different budgets" in done.stderr and "smoke:clients=4;rounds=1" in done.stderr
+    same = afr("compare", TAG, cwd=workspace)
+    assert same.returncode == 0 and "different budgets" not in same.stderr
+
+
+def test_console_events_read_as_words():
+    from afr.console import plain_line
+    from engine.control.events import Event, EventType
+
+    samples = {
+        EventType.LITERATURE_STARTED: {"reason": "plateau: 12 scored since the last improvement"},
+        EventType.LITERATURE_FINISHED: {
+            "worksheet": "literature/001.md",
+            "selected": ["literature: FedProx"],
+        },
+        EventType.PAUSED: {"note": "cost cap reached"},
+        EventType.RESUMED: {},
+        EventType.STOPPED: {"phase": "done", "reason": "stopped by the human"},
+        EventType.FINISHED: {"reason": "candidate cap reached (30/30)"},
+        EventType.ERROR: {"message": "subscriber removed"},
+        EventType.LEDGER_REPAIRED: {"actions": ["results.tsv: restored the row of c006"]},
+        EventType.CANDIDATE_REJECTED: {"id": "c002", "reason": "proposer: auth error", "by": "proposer"},
+    }
+    lines = {kind: plain_line(Event(kind, data, 1.0, 1)) for kind, data in samples.items()}
+    assert all(line and "{" not in line and "[]" not in line for line in lines.values()), lines
+    assert lines[EventType.LITERATURE_FINISHED] == (
+        "literature review done (literature/001.md): 1 idea: literature: FedProx"
+    )
+    assert lines[EventType.CANDIDATE_REJECTED] == "[c002] rejected by the proposer: proposer: auth error"

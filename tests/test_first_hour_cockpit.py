@@ -59,3 +59,20 @@ async def test_pause_while_a_candidate_runs_says_pausing_then_the_header_gives_t
         await pilot.pause(0.5)
         assert "paused (the proposer failed 1 time: auth error)" in screen_text(app)
         assert "Paused" in [n.title for n in app._notifications]
+
+
+async def test_a_literature_row_says_literature_once(tmp_path):
+    directory = fixed_campaign(tmp_path)
+    app = fixed_app(directory)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        write = Writer(directory)
+        write.seq = app.model.last_seq
+        write.ts = 1_795_001_000.0
+        write(EventType.LITERATURE_STARTED, reason="forced by the human")
+        selected = ["literature: FedProx proximal term (mu 0.01) [src: arXiv:1812.06127]"]
+        write(EventType.LITERATURE_FINISHED, worksheet="literature/002.md", selected=selected)
+        await settle(pilot, lambda: "L002" in app.model.candidates, what="the second literature row")
+        await pilot.pause(0.5)
+        assert app.model.candidates["L002"].description.startswith("literature: FedProx")
+        assert "literature: literature:" not in screen_text(app)
