@@ -215,11 +215,13 @@ def print_status(summary: dict, out=sys.stdout) -> None:
     )
     if summary.get("best") is not None:
         console.print(
-            f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})"
+            f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})",
+            soft_wrap=True,
         )
     llm = summary.get("llm") or {}
     if llm.get("models"):
         console.print(
             f"LLM {', '.join(llm['models'])}: {llm['model_calls']} calls, {llm['prompt_tokens']:,} prompt + "
-            f"{llm['completion_tokens']:,} completion tokens, ${llm['cost_usd']:.4f}"
+            f"{llm['completion_tokens']:,} completion tokens, ${llm['cost_usd']:.4f}",
+            soft_wrap=True,
         )
