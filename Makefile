@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml scripts/install_torch.sh
 	scripts/install_torch.sh $(VENV)
 	$(BIN)/pip install -q -e ".[test,local-llm,literature]"
 	touch $(STAMP)
+	@echo "afr is installed in $(BIN); put it on your PATH with:  source $(BIN)/activate"
 
 run: $(STAMP)
+	@echo "afr: the command is $(BIN)/afr; for a bare \`afr\` in this shell: source $(BIN)/activate"
 	$(BIN)/afr init $(WORKSPACE) --exist-ok
 	$(BIN)/afr run --profile $(PROFILE) --workspace $(WORKSPACE) --proposer scripted
 

@@ -32,7 +32,10 @@ def add_agent_arguments(run: argparse.ArgumentParser) -> None:
         "--agent-timeout", type=positive_float, default=1800.0, help="seconds per agent run (command)"
     )
     run.add_argument(
-        "--agent-max-output", type=positive_int, default=1_000_000, help="bytes of agent output kept (command)"
+        "--agent-max-output",
+        type=positive_int,
+        default=1_000_000,
+        help="bytes of agent output kept (command)",
     )
     run.add_argument(
         "--agent-env",
@@ -51,7 +54,9 @@ def resolve_proposer(args: argparse.Namespace) -> str:
         raise UsageError("--model (llm) and --agent-cmd (command) select different proposers; give one")
     if named and implied and implied[0] != named:
         flag = "--model" if implied[0] == "llm" else "--agent-cmd"
-        raise UsageError(f"{flag} selects the {implied[0]} proposer; it cannot be used with --proposer {named}")
+        raise UsageError(
+            f"{flag} selects the {implied[0]} proposer; it cannot be used with --proposer {named}"
+        )
     proposer = named or (implied[0] if implied else "scripted")
     if proposer == "command" and not args.agent_cmd:
         raise UsageError('--proposer command needs --agent-cmd "COMMAND"')

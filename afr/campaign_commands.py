@@ -27,7 +27,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_data(args: argparse.Namespace) -> int:
     from engine.federation import federation
 
-    summary = federation(resolve_root(args.workspace), args.profile, args.data_root)
+    summary = federation(resolve_root(args.workspace, bundle_fallback=True), args.profile, args.data_root)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -68,6 +68,7 @@ def _drive(campaign, action) -> int:
     """Run the campaign here with the console view; the control socket lets cockpits attach."""
     from afr.console import ConsoleView
     from engine.control.server import CommandServer
+    from engine.wording import counted
 
     view = ConsoleView(campaign)
     with CommandServer(campaign):
@@ -79,9 +80,10 @@ def _drive(campaign, action) -> int:
 
     info = summary(campaign.root, campaign.tag)
     best = "" if info["best"] is None else f", baseline {info['baseline']:.6f}, best {info['best']:.6f}"
+    reason = f" ({info['reason']})" if info["reason"] else ""
     print(
-        f"afr: {campaign.tag} {info['state']}: {info['candidates']} candidates, {info['kept']} kept, "
-        f"{info['crashes']} crashes{best}"
+        f"afr: {campaign.tag} {info['state']}{reason}: {counted(info['candidates'], 'candidate')}, "
+        f"{info['kept']} kept, {counted(info['crashes'], 'crash')}{best}"
     )
     return 0
 
@@ -129,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
+    _preflight(options)
     if _wants_background(args):
         return _background(root, tag, ["run", *_after(args.argv, "run"), "--headless", "--tag", tag], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpus)
@@ -142,10 +145,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from engine.agent import build_proposer
     from engine.campaign.loop import Campaign
     from engine.campaign.options import CampaignOptions, campaign_dir
-    from engine.campaign.status import resolve_tag
+    from engine.campaign.status import resolve_tag, summary
+    from engine.control.server import engine_alive
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
+    if engine_alive(campaign_dir(root, tag)):
+        raise UsageError(f"campaign {tag} is already running; watch it with `afr attach {tag}`")
+    summary(root, tag)  # every ledger and the journal readable, before anything is written
     meta = json.loads((campaign_dir(root, tag) / "campaign.json").read_text())
     profile = load_profile(root, meta["profile"])
     options = CampaignOptions(**meta["options"])
@@ -153,12 +160,27 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options.max_candidates = args.max_candidates
     if args.max_hours:
         options.max_hours = args.max_hours
+    _preflight(options)
     if _wants_background(args):
         rest = [arg for arg in _after(args.argv, "resume") if arg != args.tag]
         return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
-    print(f"afr: resuming {tag} (cap {options.max_candidates} candidates)", flush=True)
+    print(
+        f"afr: resuming {tag} (cap {options.max_candidates} candidate{'s' if options.max_candidates > 1 else ''})",
+        flush=True,
+    )
     return _drive(campaign, campaign.resume)
+
+
+def _preflight(options) -> None:
+    """Before any candidate runs: the LLM proposer's credentials are set and its endpoint answers."""
+    if options.proposer != "llm":
+        return
+    if not options.model:
+        raise UsageError("the llm proposer needs --model (any LiteLLM model string, e.g. openai/gpt-4o-mini)")
+    from engine.agent.provider import preflight
+
+    preflight(options.model, options.api_base)
 
 
 def _wants_background(args: argparse.Namespace) -> bool:
@@ -253,6 +275,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     root = workspace_root(args.workspace)
     info = summary(root, resolve_tag(root, args.tag))
+    for warning in info["ledger_warnings"]:
+        print(f"afr: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -272,39 +296,67 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from engine.campaign.status import list_tags, summary
+    from engine.store.ledger import LedgerError
 
     root = workspace_root(args.workspace)
     tags = list_tags(root)
     if not tags:
         print("no campaigns yet; start one with `afr run`")
     for tag in tags:
-        info = summary(root, tag)
+        try:
+            info = summary(root, tag)
+        except LedgerError as error:  # one unreadable campaign must not hide the others
+            print(f"{tag:<40} {'?':<20} {'UNREADABLE':<18}    -        see below")
+            print(f"afr: warning: {error}", file=sys.stderr)
+            continue
         best = "-" if info["best"] is None else f"{info['best']:.4f}"
+        mark = "  (ledger needs repair: `afr resume`)" if info["ledger_warnings"] else ""
         print(
-            f"{tag:<40} {info['profile']:<20} {info['state']:<18} {info['candidates']:>4} cand  best {best}"
+            f"{tag:<40} {info['profile']:<20} {info['state']:<18} {info['candidates']:>4} cand  best {best}{mark}"
         )
+        for warning in info["ledger_warnings"]:
+            print(f"afr: warning: {warning}", file=sys.stderr)
     return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    import re
+
     import git
 
+    from engine.campaign.lineage import changes, parent_of
     from engine.campaign.status import campaigns_root, resolve_tag
     from engine.store.ledger import Ledger
 
     root = workspace_root(args.workspace)
     tag = resolve_tag(root, args.tag)
-    record = Ledger(campaigns_root(root) / tag).latest_candidates().get(args.candidate)
+    directory = campaigns_root(root) / tag
+    if re.fullmatch(r"[Ll]\d+", args.candidate):  # a literature row, as the cockpit names it
+        sheet = directory / "literature" / f"{int(args.candidate[1:]):03d}.md"
+        if not sheet.exists():
+            raise UsageError(f"no literature review {args.candidate.upper()} in campaign {tag}")
+        print(sheet.read_text(encoding="utf-8"), end="")
+        return 0
+    records = Ledger(directory).latest_candidates()
+    record = records.get(args.candidate)
     if record is None:
         raise UsageError(f"no candidate {args.candidate!r} in campaign {tag}")
+    meta = json.loads((directory / "campaign.json").read_text())
+    baseline = load_profile(root, meta["profile"]).baseline
+    parent = parent_of(directory / "journal.jsonl", record["id"])
+    before = (records.get(parent) or {}).get("args") or {} if parent else {}
     print(f"{record['id']} [{record['status']}] {record['description']}")
-    for name, (old, new) in sorted((record.get("arg_changes") or {}).items()):
+    print(f"  parent: {parent + ' (kept)' if parent else 'the baseline configuration'}")
+    changed = changes(baseline, before, record.get("args") or {})
+    for name, (old, new) in changed.items():
         print(f"  {name}: {old} -> {new}")
+    if not changed:
+        print("  (the same args as its parent)")
     if record.get("error"):
         print(f"  reason: {record['error']}")
-    commit, parent = record.get("commit"), record.get("parent")
-    if commit and parent and commit != parent:
-        print(git.Repo(root).git.diff(parent, commit, "--", ".", ":(exclude)results.tsv"))
+    commit, parent_commit = record.get("commit"), record.get("parent")
+    if commit and parent_commit and commit != parent_commit:
+        print(git.Repo(root).git.diff(parent_commit, commit, "--", ".", ":(exclude)results.tsv"))
     else:
         print("  (no code change: args only)")
     return 0

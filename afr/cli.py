@@ -19,7 +19,7 @@ from afr.campaign_commands import (
     cmd_status,
     cmd_validate,
 )
-from afr.common import UsageError, positive_float, positive_int
+from afr.common import HelpFormatter, UsageError, positive_float, positive_int
 from engine import __version__
 from engine.campaign.options import CampaignError
 from engine.profile import ProfileError
@@ -35,39 +35,59 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     init = commands.add_parser("init", help="make a workspace repository from the bundled template")
-    init.add_argument("dir", type=Path)
+    init.add_argument("dir", type=Path, help="the folder to make (new or empty)")
     init.add_argument("--exist-ok", action="store_true", help="succeed if DIR already is a workspace")
     init.set_defaults(handler=cmd_init)
 
     data = commands.add_parser("data", help="show a profile's federation: per client sizes and class balance")
     data.add_argument("profile", help="profile name (profiles/NAME.toml) or path")
-    data.add_argument("--workspace", type=Path, default=None)
+    data.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one, else the bundle)",
+    )
     data.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    data.add_argument("--data_root", default=None, help="read the task's data here instead of budget.data_root")
+    data.add_argument(
+        "--data_root", default=None, help="read the task's data here instead of budget.data_root"
+    )
     data.set_defaults(handler=cmd_data)
 
     run = commands.add_parser("run", help="start a campaign")
     run.add_argument("--profile", default=None, help="profile name or path (default: fed_heart_disease)")
-    run.add_argument("--workspace", type=Path, default=None)
-    run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
+    run.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
+    run.add_argument(
+        "--tag",
+        default=None,
+        help="campaign tag: [a-z0-9._-] with a YYYYMMDD date (default: HOST-PROFILE-DATE)",
+    )
     run.add_argument("--model", default=None, help="LiteLLM model string, e.g. openai/gpt-4o-mini")
     run.add_argument("--api-base", default=None, help="OpenAI-compatible server, e.g. a local vLLM")
-    run.add_argument("--fallback-model", default=None)
+    run.add_argument("--fallback-model", default=None, help="LiteLLM model tried when --model keeps failing")
     run.add_argument("--max-cost", type=positive_float, default=None, help="USD; the campaign pauses there")
     add_agent_arguments(run)  # --proposer, --tool-calling/--no-tool-calling, --agent-cmd and its caps
     run.add_argument("--max-steps", type=positive_int, default=16, help="model calls per candidate (llm)")
     run.add_argument(
         "--max-reply-tokens", type=positive_int, default=2048, help="completion tokens per model call (llm)"
     )
-    run.add_argument("--max-candidates", type=positive_int, default=30)
-    run.add_argument("--max-hours", type=positive_float, default=None)
+    run.add_argument(
+        "--max-candidates", type=positive_int, default=30, help="stop after this many candidates"
+    )
+    run.add_argument("--max-hours", type=positive_float, default=None, help="stop after this much wall time")
     run.add_argument(
         "--parallel",
         type=positive_int,
         default=None,
         help="run slots (default: the profile's [run].parallel, else one per visible GPU, else 1)",
     )
-    run.add_argument("--approval", choices=["auto", "manual"], default="auto")
+    run.add_argument(
+        "--approval", choices=["auto", "manual"], default="auto", help="manual: each candidate waits for you"
+    )
     run.add_argument("--seed", type=int, default=None, help="proposer seed (default: the profile's seed)")
     run.add_argument("--headless", action="store_true", help="console view instead of the cockpit")
     run.add_argument(
@@ -83,43 +103,77 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser("resume", help="continue a campaign after a stop or crash")
-    resume.add_argument("tag", nargs="?", default=None)
-    resume.add_argument("--workspace", type=Path, default=None)
-    resume.add_argument("--headless", action="store_true")
+    resume.add_argument("tag", nargs="?", default=None, help="campaign tag (default: the newest)")
+    resume.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
+    resume.add_argument("--headless", action="store_true", help="console view instead of the cockpit")
     resume.add_argument("--detach", action="store_true", help="continue in the background")
     resume.add_argument("--max-candidates", type=positive_int, default=None, help="raise (or lower) the cap")
-    resume.add_argument("--max-hours", type=positive_float, default=None)
+    resume.add_argument(
+        "--max-hours", type=positive_float, default=None, help="raise (or lower) the time cap"
+    )
     resume.set_defaults(handler=cmd_resume)
 
     status = commands.add_parser("status", help="a campaign's progress")
-    status.add_argument("tag", nargs="?", default=None)
-    status.add_argument("--workspace", type=Path, default=None)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("tag", nargs="?", default=None, help="campaign tag (default: the newest)")
+    status.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument("--plot", action="store_true", help="draw the running-best plot in the terminal")
     status.set_defaults(handler=cmd_status)
 
     diff = commands.add_parser("diff", help="a candidate's change against its parent, and its args")
-    diff.add_argument("candidate", help="candidate id, e.g. c007")
-    diff.add_argument("--tag", default=None)
-    diff.add_argument("--workspace", type=Path, default=None)
+    diff.add_argument("candidate", help="candidate id, e.g. c007, or a literature row, e.g. L001")
+    diff.add_argument("--tag", default=None, help="campaign tag (default: the newest)")
+    diff.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     diff.set_defaults(handler=cmd_diff)
 
     validate = commands.add_parser("validate", help="run the guard on the workspace's uncommitted changes")
-    validate.add_argument("--profile", default="fed_heart_disease")
-    validate.add_argument("--workspace", type=Path, default=None)
+    validate.add_argument("--profile", default="fed_heart_disease", help="profile name or path")
+    validate.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     validate.set_defaults(handler=cmd_validate)
 
     listing = commands.add_parser("list", help="campaigns in this workspace")
-    listing.add_argument("--workspace", type=Path, default=None)
+    listing.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     listing.set_defaults(handler=cmd_list)
 
     attach = commands.add_parser("attach", help="open the cockpit on a campaign running in the background")
-    attach.add_argument("tag", nargs="?", default=None)
-    attach.add_argument("--workspace", type=Path, default=None)
+    attach.add_argument("tag", nargs="?", default=None, help="campaign tag (default: the newest)")
+    attach.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     attach.set_defaults(handler=cmd_attach)
 
     evidence_commands.add_commands(commands, positive_int)  # repeat, heldout, compare, report
     tool_command.add_command(commands)  # the agent's read-only tools, for external agents
+    for subcommand in commands.choices.values():
+        subcommand.formatter_class = HelpFormatter  # every option's default in --help
     return parser
 
 
@@ -130,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    from engine.agent.provider import PreflightError
     from engine.control.server import ControlError
 
     try:
@@ -143,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         ValueError,
         LedgerError,
         CampaignError,
+        PreflightError,
     ) as error:
         print(f"afr: error: {error}", file=sys.stderr)
         return 2

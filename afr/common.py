@@ -9,26 +9,41 @@ from pathlib import Path
 from engine.store.bundle import resolve_root
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where there is none to show (None, off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class UsageError(Exception):
     """A mistake in what the user asked for; printed as one line."""
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # argparse would say "invalid positive_int value"
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
     return value
 
 
 def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text!r}") from None
+    if value != value or value <= 0:  # NaN too
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
     return value
 
 
 def workspace_root(path: Path | None) -> Path:
-    """A campaign needs a git workspace; the current folder or --workspace."""
+    """A campaign needs a git workspace: --workspace, or the nearest one from the current folder upward."""
     root = resolve_root(path)
     if not (root / ".git").exists():
         raise UsageError(f"{root} is not a git repository; make a workspace with `afr init DIR`")

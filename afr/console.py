@@ -14,6 +14,7 @@ from rich.text import Text
 
 from engine.campaign.loop import Campaign
 from engine.control.events import Command, CommandType, Event, EventType
+from engine.wording import counted, plural
 
 STATUS_STYLE = {
     "keep": "green",
@@ -33,6 +34,7 @@ class ConsoleView:
         self.live_mode = self.console.is_terminal
         self.running: dict[str, dict] = {}
         self.last_line = ""
+        self.reason = ""  # why the campaign is paused, shown beside its state
         self.started = time.time()
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -47,6 +49,10 @@ class ConsoleView:
                 self.last_line = data.get("line", "")
             elif event.type is EventType.CANDIDATE_FINISHED:
                 self.running.pop(data["id"], None)
+            elif event.type is EventType.PAUSED:
+                self.reason = data.get("note") or "paused by the human"
+            elif event.type is EventType.RESUMED:
+                self.reason = ""
         if self.live_mode:
             return
         line = self._plain(event)
@@ -54,35 +60,7 @@ class ConsoleView:
             print(line, flush=True)
 
     def _plain(self, event: Event) -> str:
-        data = event.data
-        kind = event.type
-        if kind is EventType.CANDIDATE_STARTED:
-            return f"[{data['id']}] running: {data.get('description', '')}"
-        if kind is EventType.CANDIDATE_REVIEWED:
-            score = data.get("score")
-            return (
-                f"[{data['id']}] {data['status']:<8} {score:.6f}  {data.get('description', '')}"
-                if score is not None
-                else f"[{data['id']}] {data['status']}"
-            )
-        if kind is EventType.CANDIDATE_REJECTED:
-            return f"[{data['id']}] rejected: {data['reason']}"
-        if kind is EventType.CANDIDATE_AWAITING_APPROVAL:
-            return f"[{data['id']}] awaiting approval: {data['description']}"
-        if kind in (
-            EventType.LITERATURE_STARTED,
-            EventType.LITERATURE_FINISHED,
-            EventType.PAUSED,
-            EventType.RESUMED,
-            EventType.FINISHED,
-            EventType.STOPPED,
-            EventType.ERROR,
-        ):
-            details = {
-                k: v for k, v in data.items() if k in ("reason", "selected", "phase", "message", "worksheet")
-            }
-            return f"{kind.value} {details}" if details else kind.value
-        return ""
+        return plain_line(event)
 
     def render(self):
         campaign = self.campaign
@@ -99,7 +77,8 @@ class ConsoleView:
             (f"{campaign.tag}", "bold"),
             f"  {campaign.profile.name}  {campaign.proposer.name}  ",
             (campaign.state, "bold cyan"),
-            f"  {done}/{cap} candidates  elapsed {elapsed / 60:.1f} min  ETA {eta}",
+            (f" ({self.reason})" if self.reason and campaign.paused else "", "yellow"),
+            f"  {done}/{cap} {plural(cap, 'candidate')}  elapsed {elapsed / 60:.1f} min  ETA {eta}",
         )
         if best is not None:
             lift = best - baseline
@@ -186,19 +165,65 @@ class ConsoleView:
         return call
 
 
+def plain_line(event: Event) -> str:
+    """One readable line per event worth a line in a log (never a dict's repr)."""
+    data = event.data
+    kind = event.type
+    if kind is EventType.CANDIDATE_STARTED:
+        return f"[{data['id']}] running: {data.get('description', '')}"
+    if kind is EventType.CANDIDATE_REVIEWED:
+        score = data.get("score")
+        if score is None:
+            return f"[{data['id']}] {data['status']:<8} {'-':>8}  {data.get('description', '')}".rstrip()
+        return f"[{data['id']}] {data['status']:<8} {score:.6f}  {data.get('description', '')}"
+    if kind is EventType.CANDIDATE_REJECTED:
+        return f"[{data['id']}] rejected by the {data.get('by', 'guard')}: {data['reason']}"
+    if kind is EventType.CANDIDATE_AWAITING_APPROVAL:
+        return f"[{data['id']}] awaiting approval: {data['description']}"
+    if kind is EventType.LITERATURE_STARTED:
+        return f"literature review: {data.get('reason', '')}"
+    if kind is EventType.LITERATURE_FINISHED:
+        selected = data.get("selected") or []
+        ideas = "; ".join(selected) if selected else "no new ideas"
+        return (
+            f"literature review done ({data.get('worksheet', '')}): {counted(len(selected), 'idea')}: {ideas}"
+        )
+    if kind is EventType.PAUSED:
+        return f"paused: {data.get('note') or 'by the human'}"
+    if kind is EventType.RESUMED:
+        return "resumed"
+    if kind is EventType.STOPPED:
+        if data.get("phase") == "done":
+            return f"stopped: {data.get('reason', '')}"
+        return f"stopping after the running candidate{': ' + data['note'] if data.get('note') else ''}"
+    if kind is EventType.FINISHED:
+        return f"finished: {data.get('reason', '')}"
+    if kind is EventType.ERROR:
+        return f"error: {data.get('message', '')}"
+    if kind is EventType.LEDGER_REPAIRED:
+        return "ledger repaired: " + "; ".join(data.get("actions") or [])
+    return ""
+
+
 def print_status(summary: dict, out=sys.stdout) -> None:
-    console = Console(file=out)
+    console = Console(file=out, highlight=False)
+    reason = f" ({summary['reason']})" if summary.get("reason") else ""
     console.print(
-        f"[bold]{summary['tag']}[/] ({summary['profile']}): {summary['state']}, "
-        f"{summary['candidates']} candidates, {summary['kept']} kept, {summary['crashes']} crashes"
+        f"[bold]{summary['tag']}[/] ({summary['profile']}): {summary['state']}{reason}, "
+        f"{counted(summary['candidates'], 'candidate')}, {summary['kept']} kept, "
+        f"{counted(summary['crashes'], 'crash')}"
+        + (f", {summary['aborted']} aborted" if summary.get("aborted") else ""),
+        soft_wrap=True,  # one line per fact, however narrow the terminal (or a pipe)
     )
     if summary.get("best") is not None:
         console.print(
-            f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})"
+            f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})",
+            soft_wrap=True,
         )
     llm = summary.get("llm") or {}
     if llm.get("models"):
         console.print(
             f"LLM {', '.join(llm['models'])}: {llm['model_calls']} calls, {llm['prompt_tokens']:,} prompt + "
-            f"{llm['completion_tokens']:,} completion tokens, ${llm['cost_usd']:.4f}"
+            f"{llm['completion_tokens']:,} completion tokens, ${llm['cost_usd']:.4f}",
+            soft_wrap=True,
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from afr.common import UsageError, gpu_ids, workspace_root
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
+from engine.wording import counted
 
 
 def add_commands(commands, positive_int) -> None:
@@ -16,38 +18,64 @@ def add_commands(commands, positive_int) -> None:
     repeat = commands.add_parser(
         "repeat", help="rerun the top kept candidates and the baseline over matched seeds"
     )
-    repeat.add_argument("tag", nargs="?", default=None)
+    repeat.add_argument("tag", nargs="?", default=None, help="campaign tag (default: the newest)")
     repeat.add_argument("--top", type=positive_int, default=1, help="how many kept candidates (best first)")
     repeat.add_argument(
-        "--seeds", default=None, help="comma-separated, e.g. 42,43,44,45,46 (profile's default)"
+        "--seeds",
+        default=None,
+        help="comma-separated, e.g. 42,43,44,45,46 (default: the profile's repeat seeds)",
     )
-    repeat.add_argument("--parallel", type=positive_int, default=None, help="default: the campaign's width")
-    repeat.add_argument("--workspace", type=Path, default=None)
+    repeat.add_argument(
+        "--parallel", type=positive_int, default=None, help="runs at once (default: the campaign's width)"
+    )
+    repeat.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     repeat.set_defaults(handler=cmd_repeat)
 
     heldout = commands.add_parser(
         "heldout", help="score the selected candidate and the baseline on the held-out subset"
     )
-    heldout.add_argument("tag", nargs="?", default=None)
+    heldout.add_argument("tag", nargs="?", default=None, help="campaign tag (default: the newest)")
     heldout.add_argument("--candidate", default=None, help="default: the best kept candidate")
     heldout.add_argument("--seeds", default=None, help="comma-separated (default: the budget seed)")
-    heldout.add_argument("--parallel", type=positive_int, default=None)
-    heldout.add_argument("--workspace", type=Path, default=None)
+    heldout.add_argument(
+        "--parallel", type=positive_int, default=None, help="runs at once (default: the campaign's width)"
+    )
+    heldout.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     heldout.set_defaults(handler=cmd_heldout)
 
     compare = commands.add_parser(
         "compare", help="one table comparing campaigns (e.g. a model and its HPO control)"
     )
-    compare.add_argument("tags", nargs="+")
-    compare.add_argument("--workspace", type=Path, default=None)
-    compare.add_argument("--json", action="store_true")
+    compare.add_argument("tags", nargs="+", help="campaign tags, side by side")
+    compare.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
+    compare.add_argument("--json", action="store_true", help="print JSON")
     compare.set_defaults(handler=cmd_compare)
 
     report = commands.add_parser(
         "report", help="write reports/<tag>-report.md and progress.png, committed to the campaign branch"
     )
-    report.add_argument("tag", nargs="?", default=None)
-    report.add_argument("--workspace", type=Path, default=None)
+    report.add_argument("tag", nargs="?", default=None, help="campaign tag (default: the newest)")
+    report.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="the workspace (default: the nearest one from the current folder upward)",
+    )
     report.add_argument("--no-commit", action="store_true", help="write the files only")
     report.set_defaults(handler=cmd_report)
 
@@ -78,7 +106,10 @@ def cmd_repeat(args: argparse.Namespace) -> int:
     _warn_if_running(campaign)
     kept = len(campaign.kept())
     if kept < args.top:
-        print(f"afr: note: {campaign.tag} kept only {kept} candidates besides the baseline", flush=True)
+        print(
+            f"afr: note: {campaign.tag} kept only {counted(kept, 'candidate')} besides the baseline",
+            flush=True,
+        )
     print(
         f"afr: repeat {campaign.tag}: baseline and top {args.top} over seeds {','.join(map(str, seeds))} "
         f"(validation subset; {len(jobs)} runs)",
@@ -190,6 +221,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     root = _root(args)
     rows = compare_rows(root, args.tags)
+    budgets = {row["tag"]: row.get("budget", "") for row in rows if "budget" in row}
+    if len(set(budgets.values())) > 1 or len({row.get("smoke") for row in rows if "smoke" in row}) > 1:
+        listed = "; ".join(f"{tag}: {budget or '?'}" for tag, budget in budgets.items())
+        print(
+            f"afr: warning: these campaigns ran at different budgets ({listed}); "
+            "their scores are not comparable",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

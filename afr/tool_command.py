@@ -48,14 +48,24 @@ def cmd_tool(args: argparse.Namespace) -> int:
     from engine.store.ledger import Ledger
     from engine.store.workspace import CampaignRepo
 
-    root = workspace_root(args.workspace or (Path(os.environ["AFR_WORKSPACE"]) if "AFR_WORKSPACE" in os.environ else None))
+    root = workspace_root(
+        args.workspace or (Path(os.environ["AFR_WORKSPACE"]) if "AFR_WORKSPACE" in os.environ else None)
+    )
     tag = resolve_tag(root, args.tag or os.environ.get("AFR_CAMPAIGN"))
     meta = json.loads((campaign_dir(root, tag) / "campaign.json").read_text())
     profile = load_profile(root, meta["profile"])
     ledger = Ledger(campaign_dir(root, tag))
     records = list(ledger.latest_candidates().values())
     context = ProposalContext(
-        profile, ledger.rows(), records, {}, len(records), 0, root=root, parent=CampaignRepo(root, tag).head(), tag=tag
+        profile,
+        ledger.rows(),
+        records,
+        {},
+        len(records),
+        0,
+        root=root,
+        parent=CampaignRepo(root, tag).head(),
+        tag=tag,
     )
     try:
         arguments = json.loads(args.arguments)

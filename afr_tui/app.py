@@ -302,7 +302,8 @@ class CockpitApp(Controls, App[str | None]):
     # -- drawing ----------------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        self._draw_header()
+        with contextlib.suppress(NoMatches):  # a tick can land while the app closes and its widgets go
+            self._draw_header()
 
     def _draw_header(self) -> None:
         if self.loaded:

@@ -80,6 +80,7 @@ class CockpitModel:
         self.baseline_args: dict = {}
         self.state = "starting"
         self.paused = False
+        self.pause_reason = ""  # the PAUSE command's note: the human, a cost cap, a failing proposer
         self.stopping = False
         self.approval = "auto"
         self.ended = ""  # the reason the campaign finished or stopped
@@ -148,11 +149,13 @@ class CockpitModel:
 
     def display_state(self) -> str:
         if self.ended:
-            return self.state
+            return f"stopped ({self.ended})" if self.state == "stopped" else self.state
         if self.stopping:
             return "stopping"
         if self.paused and self.state != "paused":
             return f"{self.state} (pausing)"
+        if self.state == "paused" and self.pause_reason:
+            return f"paused ({self.pause_reason})"
         return self.state
 
     def diff_to_best(self, candidate: CandidateView) -> float | None:
@@ -341,25 +344,30 @@ class CockpitModel:
         row.status = "literature"
         row.target = "literature"
         selected = data.get("selected") or []
-        row.description = "literature: " + ("; ".join(selected) if selected else "no new ideas")
+        ideas = [idea.removeprefix("literature: ") for idea in selected]  # each says it already
+        row.description = "literature: " + ("; ".join(ideas) if ideas else "no new ideas")
         row.run_dir = data.get("worksheet", "")
         changes.notices.append(Notice(f"{len(selected)} ideas selected", "Literature review done"))
         changes.rows.add(row.id)
 
     def _on_state(self, event: Event, data: dict, changes: Changes) -> None:
-        self.state = data.get("state", self.state)
+        before, self.state = self.state, data.get("state", self.state)
         if self.state == "paused":
             self.paused = True
+            if before != "paused":  # only now is nothing running
+                changes.notices.append(Notice(self.pause_reason, "Paused", "warning"))
         changes.header = True
 
     def _on_paused(self, event: Event, data: dict, changes: Changes) -> None:
         self.paused = True
-        if data.get("note"):
-            changes.notices.append(Notice(data["note"], "Paused", "warning"))
+        self.pause_reason = data.get("note") or ""
+        if self.running:  # the engine pauses after them: say so, not "Paused"
+            changes.notices.append(Notice(self.pause_reason, "Pausing after the running candidate", "warning"))
         changes.header = True
 
     def _on_resumed(self, event: Event, data: dict, changes: Changes) -> None:
         self.paused = False
+        self.pause_reason = ""
         changes.header = True
 
     def _on_approval_mode(self, event: Event, data: dict, changes: Changes) -> None:

@@ -221,7 +221,7 @@ def test_status_plot_draws_the_running_best_in_plain_text(workspace, capsys):
     rows = Ledger(open_campaign(workspace, TAG).directory).rows()
     scores = [r.score for r in rows if r.status in ("keep", "discard")]
     assert f"baseline {scores[0]:.4f}, best {max(scores):.4f}" in out
-    assert "experiment #" in out and "\x1b[" not in out.split("baseline", 1)[1]  # no colour codes in a pipe
+    assert "candidate  (* kept" in out and "\x1b[" not in out.split("baseline", 1)[1]  # no colour codes in a pipe
     assert "*" in out and "•" in out
 
 

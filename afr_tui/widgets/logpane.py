@@ -28,3 +28,6 @@ class LogPane(Log):
     def add(self, lines: list[str]) -> None:
         if lines:
             self.write_lines([TIMESTAMP.sub(r"\1 ", line.rstrip("\r\n"))[-400:] for line in lines])
+            # Once max_lines prunes the top, the virtual size stops growing and Textual's Log
+            # repaints nothing: the new lines are there but the screen stays stale. Repaint.
+            self.refresh()

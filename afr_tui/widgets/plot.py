@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual_plotext import PlotextPlot
 
 from afr_tui.model import CockpitModel
+from engine.evidence.plots import X_LABEL, whole_ticks
 
 POINT_COLOURS = {"keep": "green", "discard": "gray", "crash": "red", "candidate": "blue"}
 MAX_POINTS = 600  # plotext draws every point it is given; thin the dull ones beyond this
@@ -77,5 +78,6 @@ class ProgressPlot(PlotextPlot):
         if high - low < MIN_SPAN:  # one score (or all equal): plotext would label 1e-9 steps
             middle = (high + low) / 2
             plt.ylim(middle - MIN_SPAN / 2, middle + MIN_SPAN / 2)
-        plt.xlabel("candidate")
+        plt.xlabel(X_LABEL)
+        plt.xticks(whole_ticks(max(p[0] for p in points)))  # 1, 2, 3...: never 2.5
         self.refresh()

@@ -57,9 +57,10 @@ class ProposerError(RuntimeError):
     ``telemetry`` keeps what the attempt cost (tokens, calls), so it is still ledgered.
     """
 
-    def __init__(self, message: str, telemetry: dict | None = None) -> None:
+    def __init__(self, message: str, telemetry: dict | None = None, kind: str = "") -> None:
         super().__init__(message)
         self.telemetry = telemetry or {}
+        self.kind = kind  # a provider error's kind (engine.agent.provider.ErrorKind), '' otherwise
 
 
 class Proposer(Protocol):

@@ -20,6 +20,7 @@ from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, 
 from engine.agent.literature import watchdog
 from engine.agent.literature_cards import CardError, Draft, conclude, first_json_object, parse_cards
 from engine.agent.literature_sources import cache_dir, expressible_in, gather, paper_digest
+from engine.agent.provider import TRANSIENT, api_key, classify, one_line
 from engine.agent.scripted import ScriptedProposer, literature_symptoms
 from engine.agent.tools import TOOL_NAMES, TOOL_SCHEMAS, AgentWorkspace
 
@@ -29,15 +30,6 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the
 JSON_PROTOCOL = (
     "Your model has no tool calling here. To act, reply with exactly one JSON object and nothing else: "
     '{"tool": "<name>", "arguments": {...}}. The tools are: ' + ", ".join(TOOL_NAMES) + "."
-)
-RETRYABLE = (
-    "RateLimitError",
-    "InternalServerError",
-    "ServiceUnavailableError",
-    "APIConnectionError",
-    "Timeout",
-    "APIError",
-    "BadGatewayError",
 )
 
 
@@ -257,7 +249,7 @@ class LLMProposer:
         # tests/openai_server.py; per-attempt telemetry needs every attempt to come back here.
         litellm = _load_litellm()
         models = [self.model] + ([self.fallback_model] if self.fallback_model else [])
-        last_error = ""
+        last_error, kind = "", None
         for model in models:
             for attempt in range(self.retries + 1):
                 started = time.monotonic()
@@ -274,27 +266,23 @@ class LLMProposer:
                         kwargs["tools"] = TOOL_SCHEMAS
                     if self.api_base:
                         kwargs["api_base"] = self.api_base
-                        # Local OpenAI-compatible servers need some key; a real one comes from the env.
-                        kwargs["api_key"] = (
-                            os.environ.get("AFR_LLM_API_KEY")
-                            or os.environ.get("OPENAI_API_KEY")
-                            or "sk-local-no-key"
-                        )
+                        kwargs["api_key"] = api_key(self.api_base)
                     response = litellm.completion(**kwargs)
                 except Exception as error:  # provider errors come in many classes; retry the transient ones
-                    last_error = (
-                        f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
-                    )
+                    kind = classify(error)
+                    last_error = f"{kind.value} error: {one_line(error)}"
                     telemetry["errors"].append(last_error)
-                    if type(error).__name__ not in RETRYABLE and "timeout" not in last_error.lower():
-                        break
+                    if kind not in TRANSIENT or attempt == self.retries:
+                        break  # waiting mends no auth error, unknown model or refused connection
                     time.sleep(self.backoff * (2**attempt))
                     continue
                 telemetry["latency_seconds"] += time.monotonic() - started
                 telemetry["model"] = model
                 self._account(litellm, response, telemetry)
                 return response
-        raise ProposerError(f"the model did not answer: {last_error}", telemetry)
+        raise ProposerError(
+            f"the model did not answer ({last_error})", telemetry, kind=kind.value if kind else ""
+        )
 
     def _account(self, litellm, response, telemetry: dict) -> None:
         usage = getattr(response, "usage", None)

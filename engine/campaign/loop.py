@@ -21,7 +21,7 @@ from engine.campaign.candidate import Candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
-from engine.campaign.recovery import override, recover_interrupted
+from engine.campaign.recovery import baseline_to_rerun, override, record_aborted, recover_interrupted
 from engine.campaign.review import review_batch
 from engine.campaign.slots import Slots
 from engine.control.events import Command, CommandType, Event, EventType
@@ -61,6 +61,7 @@ class Campaign:
         self.state = "starting"
         self.paused = False
         self.stop_requested = False
+        self.aborting = False  # the human aborted the running candidates (a second Ctrl-C)
         self.literature = LiteratureCycle(self)
         self.approval = options.approval
         self.decisions: dict[str, Command] = {}
@@ -163,18 +164,34 @@ class Campaign:
         if not meta_path.exists():
             raise CampaignError(f"no campaign {self.tag} in {self.root}")
         meta = json.loads(meta_path.read_text())
+        # Read everything before writing anything: a malformed ledger fails here, with no state left.
+        self.ledger.rows()
+        self.ledger.candidates()
+        self.journal.events()
         if meta.get("options") != asdict(self.options):  # caps changed on resume: remember them
             meta["options"] = asdict(self.options)
             meta_path.write_text(json.dumps(meta, indent=2))
         self.hashes = meta["protected_hashes"]
         self._started = meta.get("created", time.time())
-        self.ledger.repair()
+        repaired = self.ledger.repair()
         self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
+        if repaired:
+            self.emit(EventType.LEDGER_REPAIRED, actions=repaired)
         recover_interrupted(self)
         self.literature.restore()
         self.run()
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except Exception as error:  # leave a state that tells the truth, not "running" with no engine
+            self.set_state("stopped")
+            self.emit(
+                EventType.STOPPED, phase="done", reason=f"engine error: {str(error).splitlines()[0][:200]}"
+            )
+            raise
+
+    def _loop(self) -> None:
         # Check every architecture of the unchanged model.py once, up front, so args-only
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
@@ -199,7 +216,8 @@ class Campaign:
                     continue
                 self.checkpoint()
                 self.set_state("stopped")
-                self.emit(EventType.STOPPED, phase="done", reason="stopped by the human")
+                reason = "aborted by the human" if self.aborting else "stopped by the human"
+                self.emit(EventType.STOPPED, phase="done", reason=reason)
                 return
             if self.paused:
                 self.set_state("paused")
@@ -227,12 +245,9 @@ class Campaign:
                 slots.submit(candidate)
 
     def _work_ahead_limit(self, slots: Slots) -> int:
-        """How many candidates may be approved and unreviewed at once.
-
-        The baseline runs alone (everything after it is compared with it); then every slot
-        plus one candidate prepared ahead, so a slow proposer works while the slots run.
-        """
-        if not any(r.status != "literature" for r in self.ledger.rows()):
+        """Approved-and-unreviewed candidates allowed at once: the baseline alone (all later ones
+        are compared with it), then every slot plus one prepared ahead (the proposer works meanwhile)."""
+        if self.best_row() is None:  # no scored baseline yet (or it was aborted)
             return 1
         return slots.width + 1
 
@@ -277,15 +292,15 @@ class Campaign:
     def _propose(self) -> CandidateSpec:
         """The next spec; a proposer failure becomes a spec the guard refuses, with the reason."""
         try:
-            spec = self.literature.next_spec()
+            spec = baseline_to_rerun(self) or self.literature.next_spec()
             self._proposer_failures = 0
             return spec
         except ProposerError as error:
             self._proposer_failures += 1
-            if self._proposer_failures >= MAX_PROPOSER_FAILURES:
-                self.command(
-                    Command(CommandType.PAUSE, note=f"the proposer failed {self._proposer_failures} times")
-                )
+            lasting = error.kind in ("auth", "not found", "connection")  # waiting will not mend these
+            if lasting or self._proposer_failures >= MAX_PROPOSER_FAILURES:
+                times = f"{self._proposer_failures} time{'s' if self._proposer_failures > 1 else ''}"
+                self.command(Command(CommandType.PAUSE, note=f"the proposer failed {times}: {error}"))
             return CandidateSpec(
                 f"(no proposal: {error})", "scalar", {}, proposer_error=str(error), telemetry=error.telemetry
             )
@@ -329,7 +344,8 @@ class Campaign:
             validation=verdict.checks,
         )
         if not verdict.ok:
-            self.emit(EventType.CANDIDATE_REJECTED, id=cid, reason=verdict.reason, by="guard")
+            by = "proposer" if spec.proposer_error else "guard"
+            self.emit(EventType.CANDIDATE_REJECTED, id=cid, reason=verdict.reason, by=by)
             self.finalise(candidate, "rejected", error=verdict.reason)
             self.repo.remove_worktree(cid)
             return None
@@ -391,6 +407,10 @@ class Campaign:
     def review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
         """Each finished candidate against the best known at that moment (earlier ones included)."""
         for candidate, result in finished:
+            if self.aborting and result.status != "ok":
+                record_aborted(self, candidate, result)  # the human's abort: not a crash
+                self.in_flight.pop(candidate.id, None)
+                continue
             score = result.score if result.status == "ok" else None
             status = review_batch(
                 {candidate.id: score},
@@ -416,6 +436,7 @@ class Campaign:
             self.repo.keep(commit, f"keep {cid}: {spec.description}")
         elif commit != candidate.parent:
             self.repo.archive(cid, commit)
+        self.finalise(candidate, status, result=result)  # the full record first: it can rebuild the row
         self.ledger.append_row(
             ResultRow(
                 commit[:7],
@@ -428,7 +449,6 @@ class Campaign:
                 f"runs/{cid}",
             )
         )
-        self.finalise(candidate, status, result=result)
         self.repo.remove_worktree(cid)
         self.emit(
             EventType.CANDIDATE_REVIEWED,
@@ -448,12 +468,13 @@ class Campaign:
         error: str = "",
         human: dict | None = None,
     ) -> None:
-        self.ledger.append_candidate(
-            candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
-        )
+        record = candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
+        record["budget"] = self.budget_label()  # what its results.tsv row says, should it need rebuilding
+        self.ledger.append_candidate(record)
 
     def kill_running(self) -> None:
-        """Kill the NVFlare processes of every running candidate (the engine is exiting hard)."""
+        """Kill the NVFlare processes of every running candidate (the human aborted them)."""
+        self.aborting = True
         for candidate in list(self.running.values()):
             for process in processes_of_run(candidate.token or "-"):
                 process.kill()

@@ -60,6 +60,7 @@ def recover_interrupted(campaign: Campaign) -> None:
         candidate = Candidate(cid, spec, parent, info["started"], commit=parent, started=info["started"])
         runtime = time.time() - info["started"]
         result = RunResult("crash", 0.0, {}, runtime, info["run_dir"], None, None, [], "interrupted")
+        campaign.finalise(candidate, "crash", result=result, error="interrupted")
         campaign.ledger.append_row(
             ResultRow(
                 parent[:7],
@@ -72,7 +73,6 @@ def recover_interrupted(campaign: Campaign) -> None:
                 f"runs/{cid}",
             )
         )
-        campaign.finalise(candidate, "crash", result=result, error="interrupted")
         campaign.repo.remove_worktree(cid)
         campaign.emit(
             EventType.CANDIDATE_REVIEWED,
@@ -83,3 +83,53 @@ def recover_interrupted(campaign: Campaign) -> None:
             runtime_seconds=runtime,
             error="interrupted",
         )
+
+
+ABORTED = "aborted by the human"
+
+
+def record_aborted(campaign: Campaign, candidate: Candidate, result: RunResult) -> None:
+    """A candidate the human killed (a second Ctrl-C) is its own outcome, not a crash.
+
+    ``results.tsv`` keeps the reference's status set: the row is a ``discard`` with no score and
+    the reason in its description; ``candidates.jsonl`` records the status ``aborted``. It never
+    counts as a crash (so not towards the crash-cause literature trigger), and an aborted
+    baseline is run again on resume (``baseline_to_rerun``).
+    """
+    spec = candidate.spec
+    campaign.finalise(candidate, "aborted", result=result, error=f"{ABORTED} (the job was killed)")
+    campaign.ledger.append_row(
+        ResultRow(
+            candidate.commit[:7],
+            None,
+            result.runtime_seconds,
+            campaign.budget_label(),
+            "discard",
+            spec.target,
+            f"{spec.description} [{ABORTED}]",
+            f"runs/{candidate.id}",
+        )
+    )
+    if candidate.commit != candidate.parent:
+        campaign.repo.archive(candidate.id, candidate.commit)
+    campaign.repo.remove_worktree(candidate.id)
+    campaign.emit(
+        EventType.CANDIDATE_REVIEWED,
+        id=candidate.id,
+        status="discard",
+        outcome="aborted",
+        score=None,
+        description=f"{spec.description} [{ABORTED}]",
+        runtime_seconds=result.runtime_seconds,
+        error=ABORTED,
+    )
+
+
+def baseline_to_rerun(campaign: Campaign) -> CandidateSpec | None:
+    """The baseline again, when the only baseline run so far was aborted."""
+    records = campaign.final_records().values()
+    baselines = [r for r in records if r.get("target") == "baseline"]
+    if not baselines or any(r.get("status") != "aborted" for r in baselines):
+        return None
+    last = baselines[-1]
+    return CandidateSpec(last.get("description", "baseline"), "baseline", dict(last.get("args") or {}))

@@ -8,8 +8,9 @@ import re
 import socket
 from pathlib import Path
 
-from engine.control.events import Event, EventType
-from engine.store.ledger import Ledger
+from engine.control.events import EventType
+from engine.store.journal import read_events
+from engine.store.ledger import Ledger, LedgerError, ledger_warnings
 
 TAG_PATTERN = re.compile(r"^[a-z0-9._-]+$")
 DATE_PATTERN = re.compile(r"(\d{8})")
@@ -67,19 +68,27 @@ def resolve_tag(root: Path, tag: str | None) -> str:
 
 def last_state(campaign_dir: Path) -> str:
     """The campaign's state as its journal last recorded it."""
+    return state_and_reason(campaign_dir)[0]
+
+
+def state_and_reason(campaign_dir: Path) -> tuple[str, str]:
+    """The last recorded state, and why the campaign paused, stopped or finished ('' while running)."""
     journal = campaign_dir / "journal.jsonl"
     if not journal.exists():
-        return "new"
-    state = "unknown"
-    for line in journal.read_text().split("\n")[:-1]:
-        if not line.strip():
-            continue
-        event = Event.from_json(line)
+        return "new", ""
+    state, reason = "unknown", ""
+    for event in read_events(journal):
         if event.type is EventType.STATE:
             state = event.data["state"]
+            if state == "running":
+                reason = ""
+        elif event.type is EventType.PAUSED:
+            reason = event.data.get("note") or "paused by the human"
+        elif event.type is EventType.STOPPED and event.data.get("phase") == "done":
+            reason = event.data.get("reason", "")
         elif event.type is EventType.FINISHED:
-            state = "finished"
-    return state
+            state, reason = "finished", event.data.get("reason", "")
+    return state, reason
 
 
 def llm_totals(directory: Path, records: dict[str, dict]) -> dict:
@@ -88,11 +97,7 @@ def llm_totals(directory: Path, records: dict[str, dict]) -> dict:
     parts = [r.get("telemetry") or {} for r in records.values()]
     journal = directory / "journal.jsonl"
     if journal.exists():
-        for line in journal.read_text(encoding="utf-8").split("\n")[:-1]:
-            if '"telemetry"' in line and line.strip():
-                event = Event.from_json(line)
-                if event.type is EventType.TELEMETRY:
-                    parts.append(event.data)
+        parts += [event.data for event in read_events(journal) if event.type is EventType.TELEMETRY]
     models = sorted({p["model"] for p in parts if p.get("model")})
     return {
         "models": models,
@@ -105,9 +110,17 @@ def llm_totals(directory: Path, records: dict[str, dict]) -> dict:
 
 def summary(root: Path, tag: str) -> dict:
     directory = campaigns_root(root) / tag
+    try:
+        return _summary(directory, tag)
+    except (LedgerError, json.JSONDecodeError) as error:  # only this campaign fails, and says where
+        raise LedgerError(f"campaign {tag}: {error}") from None
+
+
+def _summary(directory: Path, tag: str) -> dict:
     meta = json.loads((directory / "campaign.json").read_text())
     ledger = Ledger(directory)
     rows = ledger.rows()
+    state, reason = state_and_reason(directory)
     candidates = [r for r in rows if r.status != "literature"]
     scored = [r for r in candidates if r.score is not None and r.status != "crash"]
     maximize = True
@@ -117,7 +130,9 @@ def summary(root: Path, tag: str) -> dict:
         "tag": tag,
         "profile": meta["profile"],
         "branch": f"autoresearch/{tag}",
-        "state": last_state(directory),
+        "state": state,
+        "reason": reason,
+        "ledger_warnings": ledger_warnings(ledger, tag),
         "options": meta.get("options", {}),
         "candidates": len(candidates),
         "kept": sum(r.status == "keep" for r in rows),
@@ -125,6 +140,7 @@ def summary(root: Path, tag: str) -> dict:
         "crashes": sum(r.status == "crash" for r in rows),
         "literature": sum(r.status == "literature" for r in rows),
         "rejected": sum(r.get("status") == "rejected" for r in records.values()),
+        "aborted": sum(r.get("status") == "aborted" for r in records.values()),
         "baseline": scored[0].score if scored else None,
         "best": best.score if best else None,
         "best_description": best.description if best else "",

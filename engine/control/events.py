@@ -36,6 +36,7 @@ class EventType(str, Enum):
     STATE = "state"
     TELEMETRY = "telemetry"
     ERROR = "error"
+    LEDGER_REPAIRED = "ledger_repaired"  # a torn line cut and the rows it cost restored (resume)
 
 
 class CommandType(str, Enum):

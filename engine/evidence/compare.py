@@ -36,6 +36,8 @@ def campaign_facts(campaign: CampaignView) -> dict:
         "profile": campaign.profile.name,
         "proposer": campaign.options.get("proposer", "scripted"),
         "match": campaign.options.get("match"),
+        "smoke": bool(campaign.options.get("smoke")),
+        "budget": ", ".join(dict.fromkeys(r.budget for r in candidates)),  # the results.tsv budget label(s)
         "candidates": len(candidates),
         "kept": sum(r.status == "keep" for r in candidates),
         "crashes": sum(r.status == "crash" for r in candidates),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.store.ledger import ResultRow
+from engine.wording import counted
 
 STYLE = {
     "discard": {"color": "#bdbdbd", "s": 18, "alpha": 0.6, "label": "Discarded"},
@@ -22,18 +23,40 @@ LITERATURE_COLOR = "#8e44ad"
 BEST_COLOR = "#1e8449"
 
 
+X_LABEL = "candidate"  # the x axis everywhere (cockpit, `afr status --plot`, report): 1, 2, 3...
+
+
 @dataclass(frozen=True)
 class Point:
-    index: int  # position in results.tsv, literature rows included (as the reference numbers them)
+    index: int  # the candidate's number: its place among results.tsv's candidate rows, from 1
     row: ResultRow
+
+
+def positions(rows: list[ResultRow]) -> list[int]:
+    """Each row's x: candidates numbered 1, 2, 3... in ledger order; a literature review sits at
+    the number of the candidate that follows it (as the cockpit draws it)."""
+    out, number = [], 0
+    for row in rows:
+        if row.status != "literature":
+            number += 1
+            out.append(number)
+        else:
+            out.append(number + 1)
+    return out
 
 
 def scored_points(rows: list[ResultRow]) -> list[Point]:
     return [
-        Point(i, r)
-        for i, r in enumerate(rows)
+        Point(x, r)
+        for x, r in zip(positions(rows), rows, strict=True)
         if r.score is not None and r.status not in ("crash", "literature")
     ]
+
+
+def whole_ticks(last: int, count: int = 8) -> list[int]:
+    """Whole-number ticks from 1 to about ``last``."""
+    step = max(1, -(-last // count))
+    return list(range(1, max(last, 1) + 1, step))
 
 
 def running_best(values: list[float], maximize: bool = True) -> list[float]:
@@ -124,7 +147,7 @@ def progress_png(rows: list[ResultRow], output: Path, title: str, maximize: bool
         zorder=3,
     )
     ax.axhline(baseline, color="#7f8c8d", linestyle="--", linewidth=1.2, alpha=0.6, label="Baseline")
-    literature = [i for i, r in enumerate(rows) if r.status == "literature"]
+    literature = [x for x, r in zip(positions(rows), rows, strict=True) if r.status == "literature"]
     for index in literature:
         ax.axvline(index, color=LITERATURE_COLOR, linestyle=":", linewidth=1.0, alpha=0.5)
     if literature:
@@ -137,7 +160,7 @@ def progress_png(rows: list[ResultRow], output: Path, title: str, maximize: bool
             label="Literature review",
             zorder=5,
         )
-    x_max = max(len(rows) - 0.5, 1.0)
+    x_max = max(max(positions(rows), default=1) - 0.5, 1.0)
     for number, (point, _gain) in enumerate(milestones(rows, maximize)):
         near_right = point.index / x_max > 0.7
         ax.annotate(
@@ -163,11 +186,11 @@ def progress_png(rows: list[ResultRow], output: Path, title: str, maximize: bool
     )
     kept = sum(r.status == "keep" for r in rows)
     ax.set_title(
-        f"{title}: {len(rows) - len(literature)} candidates, {kept} kept, {len(crashes)} crashes, "
-        f"{len(literature)} literature reviews",
+        f"{title}: {counted(len(rows) - len(literature), 'candidate')}, {kept} kept, "
+        f"{counted(len(crashes), 'crash')}, {counted(len(literature), 'literature review')}",
         fontsize=13,
     )
-    ax.set_xlabel("Experiment # (results.tsv row)")
+    ax.set_xlabel(X_LABEL)
     ax.set_ylabel("Score (higher is better)" if maximize else "Score (lower is better)")
     ax.set_ylim(*y_limits)
     ax.set_xlim(-0.5, x_max)
@@ -218,13 +241,13 @@ def terminal_plot(
         ys.append(best[i])
     plt.plot(xs, ys, color="green")
     plt.hline(scores[0], color="blue")
-    for index, row in enumerate(rows):
+    xs_of_rows = positions(rows)
+    for x, row in zip(xs_of_rows, rows, strict=True):
         if row.status == "literature":
-            plt.vline(index, color="magenta")
+            plt.vline(x, color="magenta")
     plt.title(f"{title}: baseline {scores[0]:.4f}, best {best[-1]:.4f}")
-    plt.xlabel("experiment #  (* kept, • discarded, flat line: baseline)")
-    step = max(1, len(rows) // 8)
-    plt.xticks(list(range(0, len(rows), step)))
+    plt.xlabel(f"{X_LABEL}  (* kept, • discarded, flat line: baseline)")
+    plt.xticks(whole_ticks(max(xs_of_rows, default=1)))
     text = plt.build()
     plt.clear_figure()
     return text if color else plt.uncolorize(text)

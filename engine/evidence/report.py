@@ -26,6 +26,7 @@ from engine.evidence.runs import (
 )
 from engine.evidence.stats import NO_GAIN, ROBUST_GAIN, SEED_SENSITIVE
 from engine.store.workspace import CampaignRepo
+from engine.wording import counted
 
 DIFF_LINES = 60
 # Figures published with the Auto-FL-Research paper for the same task and budget, quoted for context.
@@ -103,8 +104,9 @@ def _summary(campaign: CampaignView, facts: dict) -> str:
         "## Summary\n",
         f"- Baseline: {_f(baseline)}; best: {_f(best)} ({facts['best_candidate']}: {facts['best_description']}); "
         f"lift {lift:+.4f}{relative}.",
-        f"- {facts['candidates']} candidates, {facts['kept']} kept, {facts['crashes']} crashes, "
-        f"{facts['literature']} literature reviews; scored on {subset}.",
+        f"- {counted(facts['candidates'], 'candidate')}, {facts['kept']} kept, "
+        f"{counted(facts['crashes'], 'crash')}, {counted(facts['literature'], 'literature review')}; "
+        f"scored on {subset}.",
     ]
     difference = facts.get("repeat_difference")
     if difference:
@@ -312,7 +314,7 @@ def _controls(campaign: CampaignView) -> str:
 def _runtime(campaign: CampaignView, facts: dict) -> str:
     lines = [
         "## Runtime and reliability\n",
-        f"- Candidate runtime {facts['candidate_hours']:.2f} h over {facts['candidates']} candidates "
+        f"- Candidate runtime {facts['candidate_hours']:.2f} h over {counted(facts['candidates'], 'candidate')} "
         f"({facts['minutes_per_candidate']:.2f} min per candidate); wall clock {facts['wall_hours']:.2f} h.",
     ]
     crashed = [r for r in campaign.rows if r.status == "crash"]
@@ -373,11 +375,11 @@ def _integrity(campaign: CampaignView) -> str:
     files = len(campaign.meta.get("protected_hashes") or {})
     lines = ["## Integrity\n"]
     if problems:
-        lines.append(f"**{len(problems)} problems** in {checked} candidates:")
+        lines.append(f"**{counted(len(problems), 'problem')}** in {counted(checked, 'candidate')}:")
         lines += [f"- {p}" for p in problems]
     else:
         lines.append(
-            f"Protected-file SHA-256 hashes verified for every candidate: {checked} of {checked} candidates, "
+            f"Protected-file SHA-256 hashes verified for every candidate: {checked} of {counted(checked, 'candidate')}, "
             f"{files} protected files each, read at each candidate's own commit."
         )
     return "\n".join(lines) + "\n"

@@ -7,7 +7,20 @@ import time
 from pathlib import Path
 
 from engine.control.events import Event, EventType
-from engine.store.ledger import locked_append
+from engine.store.ledger import LedgerError, locked_append
+
+
+def read_events(path: Path) -> list[Event]:
+    """The complete events of a journal file; a malformed line is a one-line error naming file and line."""
+    events = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(Event.from_json(line))
+        except (ValueError, KeyError, TypeError) as error:
+            raise LedgerError(f"{path} line {number}: not an event ({type(error).__name__})") from None
+    return events
 
 
 class Journal:
@@ -27,8 +40,7 @@ class Journal:
         """All complete events (a torn last line from a crash is ignored)."""
         if not self.path.exists():
             return []
-        lines = self.path.read_text(encoding="utf-8").split("\n")[:-1]
-        return [Event.from_json(line) for line in lines if line.strip()]
+        return read_events(self.path)
 
     def proposed_count(self) -> int:
         return sum(1 for event in self.events() if event.type is EventType.CANDIDATE_PROPOSED)
