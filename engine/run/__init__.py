@@ -1,0 +1,1 @@
+"""Running one candidate: the sandbox, the trusted evaluator and the environment checks."""

@@ -1,0 +1,250 @@
+"""The trusted evaluator: the score of record, computed by afr from the model the server saved.
+
+After a job, the final global model NVFlare persisted (``app_server/FL_global_model.pt``)
+is copied out of the run directory, its saved tensors are counted by a trusted process
+(``torch.load(weights_only=True)``, no candidate code), and a sandboxed model process
+(``predict_child.py``) builds the candidate's registered architecture, loads the state
+strictly, counts every parameter and buffer and writes raw outputs for each site's scored
+features. The engine then computes the metric from the labels it alone holds. The job's
+own ``cross_val_results.json`` is only a cross-check (``score_mismatch``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.run.databridge import SiteData
+from engine.run.sandbox import SandboxSpec, detect_sandbox, wrap
+
+CHILD = Path(__file__).with_name("predict_child.py")
+SAVED_MODEL = "FL_global_model.pt"  # NVFlare's PTFileModelPersistor: the final global model
+CROSS_VAL_MODEL = "SRV_FL_global_model.pt"  # its name in cross_site_val/cross_val_results.json
+MISMATCH_TOLERANCE = 1e-4  # same model, same rows, same CPU kernels: only float noise may differ
+MAX_RESULTS_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    direction: str  # "maximize" or "minimize"
+    compute: Callable[[np.ndarray, np.ndarray], float]  # (raw model outputs, labels) -> score
+
+
+def predicted_classes(outputs: np.ndarray) -> np.ndarray:
+    """One output per row is a logit thresholded at 0, several are class scores (argmax)."""
+    if outputs.ndim == 1 or outputs.shape[-1] == 1:
+        return (outputs.reshape(len(outputs), -1)[:, 0] > 0).astype(np.int64)
+    return outputs.argmax(axis=-1).astype(np.int64)
+
+
+def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        raise ValueError("cannot compute accuracy on an empty evaluation set")
+    return float((predicted_classes(outputs) == labels.reshape(-1).astype(np.int64)).mean())
+
+
+# Metrics by profile name. A new one (c-index on risk scores, a loss on logits) is a function
+# of (raw outputs, labels) and a direction.
+METRICS: dict[str, Metric] = {"accuracy": Metric("accuracy", "maximize", accuracy)}
+
+
+@dataclass
+class Evaluation:
+    """The evaluator's verdict on one run: a score, or the reason there is none."""
+
+    score: float | None
+    per_site: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)  # parameters, buffers, other_tensors, saved, total
+    error: str = ""
+    sandbox: str = "none"
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.score is not None and not self.error
+
+
+def find_saved_model(result_dir: Path) -> Path:
+    """The one final model file under ``result_dir``; refuses links and files outside it."""
+    result_dir = Path(result_dir).resolve()
+    matches = [p for p in result_dir.glob(f"**/app_server/{SAVED_MODEL}")]
+    if len(matches) != 1:
+        raise ValueError(f"expected one app_server/{SAVED_MODEL} under {result_dir}, found {len(matches)}")
+    path = matches[0]
+    if path.is_symlink() or not path.is_file() or result_dir not in path.resolve().parents:
+        raise ValueError(f"{path} is not a regular file inside the run's result directory")
+    return path
+
+
+def count_saved(model_file: Path, timeout: float = 120.0) -> int:
+    """Elements of every tensor in the saved file, counted by a trusted process (no candidate code)."""
+    probe = (
+        "import sys, torch\n"
+        "d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
+        "d = d.get('model', d) if isinstance(d, dict) else {}\n"
+        "print(sum(v.numel() for v in d.values() if torch.is_tensor(v)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", probe, str(model_file)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["unreadable"])[-1]
+        raise ValueError(f"{model_file.name} is not a plain tensor file: {last}")
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def evaluate(
+    worktree: Path,
+    model_module: str,
+    arch: str,
+    result_dir: Path,
+    data: SiteData,
+    sites: list[str],
+    metric: str = "accuracy",
+    max_params: int = 0,
+    hidden: tuple[Path, ...] = (),
+    sandbox: str | None = None,
+    timeout: float = 300.0,
+) -> Evaluation:
+    """Score the run's saved final model per site with afr's metric; never raises for a bad model.
+
+    ``model_module`` is e.g. ``tasks.fed_heart_disease.model``; ``hidden`` are paths of the
+    worktree the model process must not see (raw data). ``max_params`` (0: no cap) applies
+    to every parameter, buffer and stray tensor the loaded model holds.
+    """
+    import time
+
+    started = time.monotonic()
+    sandbox = sandbox or detect_sandbox()
+    if metric not in METRICS:
+        return Evaluation(None, error=f"no metric {metric!r} in the evaluator", sandbox=sandbox)
+    with tempfile.TemporaryDirectory(prefix="afr-eval-") as scratch:
+        scratch_dir = Path(scratch)
+        model_dir, out_dir = scratch_dir / "model", scratch_dir / "out"
+        model_dir.mkdir()
+        out_dir.mkdir()
+        try:
+            source = find_saved_model(result_dir)
+            model_file = model_dir / SAVED_MODEL
+            shutil.copyfile(source, model_file, follow_symlinks=False)
+            saved = count_saved(model_file)
+        except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+            return Evaluation(None, error=f"final model: {error}", sandbox=sandbox)
+        spec = {
+            "worktree": str(Path(worktree).resolve()),
+            "model_module": model_module,
+            "arch": arch,
+            "model_file": str(model_file),
+            "inputs_dir": str(data.inputs_dir().resolve()),
+            "out_dir": str(out_dir),
+            "sites": list(sites),
+        }
+        box = SandboxSpec(
+            workdir=out_dir,
+            writable=(out_dir,),
+            readonly=(Path(worktree), model_dir, data.inputs_dir(), CHILD),
+            hidden=hidden,
+            env={"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"},
+        )
+        command = wrap([sys.executable, "-I", str(CHILD), json.dumps(spec)], box, sandbox)
+        try:
+            done = subprocess.run(
+                command.argv,
+                env=command.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                cwd=out_dir,
+            )
+        except subprocess.TimeoutExpired:
+            return Evaluation(None, error=f"model process took over {timeout:.0f} s", sandbox=sandbox)
+        result = _read_report(out_dir / "report.json", done)
+        if isinstance(result, str):
+            return Evaluation(None, error=result, sandbox=sandbox)
+        counts = {k: int(result.get(k, 0)) for k in ("parameters", "buffers", "other_tensors")}
+        counts["saved"] = saved
+        counts["total"] = max(sum(counts[k] for k in ("parameters", "buffers", "other_tensors")), saved)
+        if max_params and counts["total"] > max_params:
+            return Evaluation(
+                None,
+                counts=counts,
+                sandbox=sandbox,
+                error=f"model holds {counts['total']} parameters and buffers, over the cap of {max_params}",
+            )
+        try:
+            per_site = {
+                site: _site_score(out_dir / f"{site}.npy", data.labels(site), METRICS[metric])
+                for site in sites
+            }
+        except (OSError, ValueError) as error:
+            return Evaluation(None, counts=counts, error=f"predictions: {error}", sandbox=sandbox)
+    score = sum(per_site.values()) / len(per_site)
+    return Evaluation(score, per_site, counts, sandbox=sandbox, seconds=time.monotonic() - started)
+
+
+def _read_report(path: Path, done: subprocess.CompletedProcess) -> dict | str:
+    try:
+        report = json.loads(path.read_text()[:MAX_RESULTS_BYTES]) if path.is_file() else None
+    except (OSError, ValueError):
+        report = None
+    if isinstance(report, dict) and "refused" in report:
+        return f"model refused: {report['refused']}"
+    if done.returncode != 0 or not isinstance(report, dict):
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return f"model process failed: {last[:300]}"
+    return report
+
+
+def _site_score(path: Path, labels: np.ndarray, metric: Metric) -> float:
+    outputs = np.load(path, allow_pickle=False)
+    if outputs.dtype.kind != "f" or len(outputs) != len(labels):
+        raise ValueError(f"{path.name}: {outputs.shape} {outputs.dtype} outputs for {len(labels)} rows")
+    if not np.isfinite(outputs).all():
+        raise ValueError(f"{path.name}: non-finite outputs")
+    return metric.compute(outputs, labels)
+
+
+def reported_scores(result_dir: Path, metric: str = "accuracy") -> dict[str, float]:
+    """The job's own per-site metric of the final model, read as plain JSON (a cross-check only)."""
+    matches = sorted(Path(result_dir).glob("**/cross_site_val/cross_val_results.json"))
+    if not matches:
+        raise ValueError(f"no cross_site_val/cross_val_results.json under {result_dir}")
+    with open(matches[0], encoding="utf-8") as handle:
+        data = json.loads(handle.read(MAX_RESULTS_BYTES))
+    scores = {}
+    for site, models in data.items():
+        entry = (models or {}).get(CROSS_VAL_MODEL) if isinstance(models, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get(metric), int | float):
+            scores[str(site)] = float(entry[metric])
+    return scores
+
+
+def score_mismatch(
+    evaluated: dict[str, float], reported: dict[str, float], tolerance: float = MISMATCH_TOLERANCE
+) -> str | None:
+    """The crash reason when the job's own scores disagree with the evaluator's, else None."""
+    for site in sorted(evaluated):
+        if site not in reported:
+            return f"score mismatch: the job reported no score for {site}"
+        if not math.isclose(evaluated[site], reported[site], rel_tol=0.0, abs_tol=tolerance):
+            return (
+                f"score mismatch: {site} scored {evaluated[site]:.6f} by afr's evaluator, "
+                f"{reported[site]:.6f} by the job"
+            )
+    return None

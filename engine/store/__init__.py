@@ -1,0 +1,1 @@
+"""What afr writes: ledgers, journals and the git workspace, and the rules every writer follows."""
