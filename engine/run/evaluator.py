@@ -86,26 +86,40 @@ def find_saved_model(result_dir: Path) -> Path:
     return path
 
 
-def count_saved(model_file: Path, timeout: float = 120.0) -> int:
-    """Elements of every tensor in the saved file, counted by a trusted process (no candidate code)."""
-    probe = (
-        "import sys, torch\n"
-        "d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
-        "d = d.get('model', d) if isinstance(d, dict) else {}\n"
-        "print(sum(v.numel() for v in d.values() if torch.is_tensor(v)))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", probe, str(model_file)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+COUNT_PROBE = (
+    "import sys, torch\n"
+    "d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
+    "d = d.get('model', d) if isinstance(d, dict) else {}\n"
+    "print(sum(v.numel() for v in d.values() if torch.is_tensor(v)))\n"
+)
+
+
+def start_count(model_file: Path) -> subprocess.Popen:
+    """Count the saved file's tensor elements in a trusted process (no candidate code runs there).
+
+    Started before the model process and read after it, so the two overlap.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-I", "-c", COUNT_PROBE, str(model_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
+        text=True,
         env={"PATH": "/usr/bin:/bin"},
     )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["unreadable"])[-1]
-        raise ValueError(f"{model_file.name} is not a plain tensor file: {last}")
-    return int(done.stdout.strip().splitlines()[-1])
+
+
+def finish_count(process: subprocess.Popen, timeout: float = 120.0) -> int:
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise ValueError(f"counting the saved tensors took over {timeout:.0f} s") from None
+    if process.returncode != 0:
+        last = (stderr.strip().splitlines() or ["unreadable"])[-1]
+        raise ValueError(f"{SAVED_MODEL} is not a plain tensor file: {last}")
+    return int(stdout.strip().splitlines()[-1])
 
 
 def evaluate(
@@ -142,8 +156,7 @@ def evaluate(
             source = find_saved_model(result_dir)
             model_file = model_dir / SAVED_MODEL
             shutil.copyfile(source, model_file, follow_symlinks=False)
-            saved = count_saved(model_file)
-        except (OSError, ValueError, subprocess.TimeoutExpired) as error:
+        except (OSError, ValueError) as error:
             return Evaluation(None, error=f"final model: {error}", sandbox=sandbox)
         spec = {
             "worktree": str(Path(worktree).resolve()),
@@ -162,6 +175,7 @@ def evaluate(
             env={"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"},
         )
         command = wrap([sys.executable, "-I", str(CHILD), json.dumps(spec)], box, sandbox)
+        counting = start_count(model_file)
         try:
             done = subprocess.run(
                 command.argv,
@@ -170,9 +184,15 @@ def evaluate(
                 text=True,
                 timeout=timeout,
                 stdin=subprocess.DEVNULL,
-                cwd=out_dir,
+                cwd=command.cwd,
             )
         except subprocess.TimeoutExpired:
+            done = None
+        try:
+            saved = finish_count(counting)
+        except ValueError as error:
+            return Evaluation(None, error=f"final model: {error}", sandbox=sandbox)
+        if done is None:
             return Evaluation(None, error=f"model process took over {timeout:.0f} s", sandbox=sandbox)
         result = _read_report(out_dir / "report.json", done)
         if isinstance(result, str):

@@ -84,10 +84,11 @@ class SandboxSpec:
 
 @dataclass(frozen=True)
 class SandboxedCommand:
-    """An argv and the environment to start it with (``subprocess.Popen(argv, env=env)``)."""
+    """What to start: ``subprocess.Popen(argv, env=env, cwd=cwd)``."""
 
     argv: list[str]
     env: dict[str, str]
+    cwd: str
     sandbox: str  # "bwrap" or "none"
 
 
@@ -183,12 +184,12 @@ def wrap(command: Sequence[str], spec: SandboxSpec, sandbox: str | None = None) 
     sandbox = sandbox or detect_sandbox()
     env = sandbox_environment(os.environ, spec.env)
     if sandbox == "bwrap":
-        return SandboxedCommand(bwrap_argv(command, spec, env), {}, "bwrap")
+        return SandboxedCommand(bwrap_argv(command, spec, env), {}, str(spec.workdir), "bwrap")
     if sandbox != "none":
         raise ValueError(f"unknown sandbox {sandbox!r}; expected bwrap or none")
     # Without a sandbox only the environment is scrubbed; HOME still points somewhere private.
     env["HOME"] = env["TMPDIR"] = str(Path(spec.workdir).resolve())
-    return SandboxedCommand(list(command), env, "none")
+    return SandboxedCommand(list(command), env, str(spec.workdir), "none")
 
 
 @functools.cache
