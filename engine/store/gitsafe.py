@@ -25,7 +25,6 @@ SAFE_CONFIG = (
     "core.editor=false",
     "core.askPass=",
     "credential.helper=",
-    "diff.external=",
     "diff.noprefix=false",
     "commit.gpgSign=false",
     "tag.gpgSign=false",
@@ -94,8 +93,19 @@ def git_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+# An empty `diff.external` still makes git try to run "", so the commands that can diff
+# are given git's own switches instead.
+NO_EXTERNAL_DIFF = ("--no-ext-diff", "--no-textconv")
+DIFFING = frozenset({"diff", "log", "show", "format-patch"})
+
+
 def git_argv(*args: str) -> list[str]:
-    """The argv of ``git <args>`` with every config-driven helper disabled."""
+    """The argv of ``git <args>`` with every config-driven helper disabled.
+
+    With GitPython (``harden_gitpython``), pass ``*NO_EXTERNAL_DIFF`` to diff, log and show yourself.
+    """
+    if args and args[0] in DIFFING:
+        args = (args[0], *NO_EXTERNAL_DIFF, *args[1:])
     return ["git", *git_config_args(), *args]
 
 
