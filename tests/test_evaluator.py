@@ -197,6 +197,23 @@ def test_a_crashing_or_malformed_model_is_an_error_not_a_score(setup):
     assert wrong.score is None and "outputs for 40 rows" in wrong.error
 
 
+class Payload:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_a_saved_file_with_pickled_code_is_refused_unread(setup, tmp_path, capfd):
+    run, *_ = setup
+    worktree = make_worktree(tmp_path / "wt-pickle", HONEST)
+    result = tmp_path / "result-pickle"
+    path = save_model(result, state_of(HONEST, tmp_path))
+    torch.save({"model": state_of(HONEST, tmp_path), "meta_props": Payload()}, path)
+    data, _ = make_data(tmp_path / "trusted-pickle")
+    evaluation = evaluate(worktree, "tasks.toy.model", "logreg", result, data, SITES)
+    assert evaluation.score is None and "refused global __builtin__.print" in evaluation.error
+    assert "pickled code ran" not in capfd.readouterr().out
+
+
 def test_a_missing_model_file_is_an_error(tmp_path):
     data, _ = make_data(tmp_path / "trusted")
     worktree = make_worktree(tmp_path / "wt", HONEST)

@@ -1,8 +1,8 @@
 """The trusted evaluator: the score of record, computed by afr from the model the server saved.
 
 After a job, the final global model NVFlare persisted (``app_server/FL_global_model.pt``)
-is copied out of the run directory, its saved tensors are counted by a trusted process
-(``torch.load(weights_only=True)``, no candidate code), and a sandboxed model process
+is copied out of the run directory, its saved tensors are counted by the engine without
+unpickling it (``tensorfile``), and a sandboxed model process
 (``predict_child.py``) builds the candidate's registered architecture, loads the state
 strictly, counts every parameter and buffer and writes raw outputs for each site's scored
 features. The engine then computes the metric from the labels it alone holds. The job's
@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 
 from engine.run.databridge import SiteData
 from engine.run.sandbox import SandboxSpec, detect_sandbox, wrap
+from engine.run.tensorfile import read_state, stored_elements
 
 CHILD = Path(__file__).with_name("predict_child.py")
 SAVED_MODEL = "FL_global_model.pt"  # NVFlare's PTFileModelPersistor: the final global model
@@ -86,42 +88,6 @@ def find_saved_model(result_dir: Path) -> Path:
     return path
 
 
-COUNT_PROBE = (
-    "import sys, torch\n"
-    "d = torch.load(sys.argv[1], map_location='cpu', weights_only=True)\n"
-    "d = d.get('model', d) if isinstance(d, dict) else {}\n"
-    "print(sum(v.numel() for v in d.values() if torch.is_tensor(v)))\n"
-)
-
-
-def start_count(model_file: Path) -> subprocess.Popen:
-    """Count the saved file's tensor elements in a trusted process (no candidate code runs there).
-
-    Started before the model process and read after it, so the two overlap.
-    """
-    return subprocess.Popen(
-        [sys.executable, "-I", "-c", COUNT_PROBE, str(model_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-
-
-def finish_count(process: subprocess.Popen, timeout: float = 120.0) -> int:
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise ValueError(f"counting the saved tensors took over {timeout:.0f} s") from None
-    if process.returncode != 0:
-        last = (stderr.strip().splitlines() or ["unreadable"])[-1]
-        raise ValueError(f"{SAVED_MODEL} is not a plain tensor file: {last}")
-    return int(stdout.strip().splitlines()[-1])
-
-
 def evaluate(
     worktree: Path,
     model_module: str,
@@ -141,8 +107,6 @@ def evaluate(
     worktree the model process must not see (raw data). ``max_params`` (0: no cap) applies
     to every parameter, buffer and stray tensor the loaded model holds.
     """
-    import time
-
     started = time.monotonic()
     sandbox = sandbox or detect_sandbox()
     if metric not in METRICS:
@@ -156,6 +120,7 @@ def evaluate(
             source = find_saved_model(result_dir)
             model_file = model_dir / SAVED_MODEL
             shutil.copyfile(source, model_file, follow_symlinks=False)
+            saved_state = read_state(model_file)  # no torch, no pickled code: shapes only
         except (OSError, ValueError) as error:
             return Evaluation(None, error=f"final model: {error}", sandbox=sandbox)
         spec = {
@@ -175,7 +140,6 @@ def evaluate(
             env={"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"},
         )
         command = wrap([sys.executable, "-I", str(CHILD), json.dumps(spec)], box, sandbox)
-        counting = start_count(model_file)
         try:
             done = subprocess.run(
                 command.argv,
@@ -187,19 +151,26 @@ def evaluate(
                 cwd=command.cwd,
             )
         except subprocess.TimeoutExpired:
-            done = None
-        try:
-            saved = finish_count(counting)
-        except ValueError as error:
-            return Evaluation(None, error=f"final model: {error}", sandbox=sandbox)
-        if done is None:
             return Evaluation(None, error=f"model process took over {timeout:.0f} s", sandbox=sandbox)
         result = _read_report(out_dir / "report.json", done)
         if isinstance(result, str):
             return Evaluation(None, error=result, sandbox=sandbox)
-        counts = {k: int(result.get(k, 0)) for k in ("parameters", "buffers", "other_tensors")}
-        counts["saved"] = saved
-        counts["total"] = max(sum(counts[k] for k in ("parameters", "buffers", "other_tensors")), saved)
+        try:
+            counts = {k: int(result.get(k, 0)) for k in ("parameters", "buffers", "other_tensors")}
+            keys = sorted(str(key) for key in result.get("keys", []))
+        except (TypeError, ValueError):
+            return Evaluation(None, error="model process wrote an unreadable report", sandbox=sandbox)
+        counts["saved"] = stored_elements(saved_state)
+        if keys != sorted(saved_state):
+            return Evaluation(
+                None,
+                counts=counts,
+                error="model process loaded other tensors than the saved file holds",
+                sandbox=sandbox,
+            )
+        counts["total"] = max(
+            sum(counts[k] for k in ("parameters", "buffers", "other_tensors")), counts["saved"]
+        )
         if max_params and counts["total"] > max_params:
             return Evaluation(
                 None,
