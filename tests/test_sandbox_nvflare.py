@@ -9,8 +9,6 @@ server saved and must agree with NVFlare's own cross-site results.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -21,12 +19,33 @@ from engine.guard import protected_hashes
 from engine.profile import load_profile
 from engine.run.databridge import export_site_data, pin_bridge
 from engine.run.evaluator import evaluate, find_saved_model, reported_scores, score_mismatch
-from engine.run.sandbox import SandboxSpec, detect_sandbox, wrap
-from engine.runner import RUN_TOKEN_VAR, evaluation_environment, processes_of_run
+from engine.run.jobbox import job_spec
+from engine.run.sandbox import detect_sandbox
+from engine.runner import evaluation_environment, processes_of_run, run_job
 from engine.store.gitsafe import run_git
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = "sk-afr-SENTINEL-" + uuid.uuid4().hex
+
+# A hostile edit of the (editable) client: at import, in every client process, it lists
+# its environment and tries to read the raw data and to write into its worktree.
+PROBE = """
+import json as _json
+import os as _os
+
+print("AFR-PROBE env", _json.dumps(sorted(_os.environ)))
+for _path in ("tasks/fed_heart_disease/uci_data/processed.cleveland.data", _os.path.expanduser("~/.bashrc")):
+    try:
+        open(_path).read()
+        print("AFR-PROBE read", _path)
+    except OSError:
+        print("AFR-PROBE denied", _path)
+try:
+    open("tasks/shared/scoring.py", "a").write("# rewritten during the run")
+    print("AFR-PROBE wrote scoring.py")
+except OSError:
+    print("AFR-PROBE denied write")
+"""
 
 pytestmark = [
     pytest.mark.nvflare,
@@ -44,6 +63,8 @@ def heart_job(tmp: Path) -> dict:
     run_git(worktree, "add", "-A")
     run_git(worktree, "commit", "-q", "-m", "base")
     profile = load_profile(worktree, "fed_heart_disease")
+    client = worktree / profile.task_dir / "client.py"
+    client.write_text(client.read_text().replace("\n\ndef parse_args", PROBE + "\n\ndef parse_args", 1))
     sites = list(profile.budget.final_eval_clients)
     subset = evaluation_environment(profile, "validation")
     bridge = pin_bridge(worktree, "HEAD", protected_hashes(worktree, profile), tmp / "trusted" / "bridge")
@@ -59,29 +80,14 @@ def heart_job(tmp: Path) -> dict:
     )
     run_dir = tmp / "run"
     run_dir.mkdir()
-    token = uuid.uuid4().hex
-    raw = (worktree / profile.task_dir / "uci_data",)
-    command = [
-        sys.executable,
-        "-u",
-        str(worktree / profile.task_dir / profile.job),
-        *profile.job_flags({}, smoke=True),
-        "--workspace",
-        str(run_dir / "nvflare"),
-        "--result_json",
-        str(run_dir / "job_result.json"),
-    ]
-    env = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token, "AFR_DATA_VIEW": str(tmp / "views"), **subset}
-    spec = SandboxSpec(
-        workdir=worktree, writable=(run_dir,), readonly=(worktree, tmp / "views"), hidden=raw, env=env
-    )
+    tokens: list[str] = []
+    spec = job_spec(worktree, run_dir, tmp / "views", profile.surface.protected, {})
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", SENTINEL)  # what the engine's environment holds
-        sandboxed = wrap(command, spec)
-    done = subprocess.run(
-        sandboxed.argv, env=sandboxed.env, cwd=sandboxed.cwd, capture_output=True, text=True, timeout=900
-    )
-    leftovers = processes_of_run(token)
+        result = run_job(
+            worktree, profile, {}, run_dir, smoke=True, on_start=tokens.append, sandbox_spec=spec
+        )
+    leftovers = processes_of_run(tokens[0])
     result_dir = run_dir / "nvflare"
     evaluation = evaluate(
         worktree,
@@ -92,16 +98,17 @@ def heart_job(tmp: Path) -> dict:
         sites,
         "accuracy",
         profile.budget.max_model_params,
-        raw,
+        spec.hidden,
     )
     return {
-        "done": done,
+        "result": result,
+        "log": Path(result.log_path).read_text(),
         "leftovers": leftovers,
         "result_dir": result_dir,
         "evaluation": evaluation,
         "data": data,
         "worktree": worktree,
-        "argv": sandboxed.argv,
+        "spec": spec,
     }
 
 
@@ -111,13 +118,13 @@ def job(tmp_path_factory) -> dict:
 
 
 def test_the_job_succeeds_inside_the_sandbox_on_its_views(job):
-    done = job["done"]
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "score:" in done.stdout
+    result, log = job["result"], job["log"]
+    assert result.status == "ok", result.error + "\n" + log[-3000:]
+    assert job["spec"].hidden == (job["worktree"] / "tasks" / "fed_heart_disease" / "uci_data",)
     # The raw files were hidden, so these sizes can only come from the exported views.
     for site, counts in job["data"].counts.items():
-        assert f"{site} (" in done.stdout
-        assert f"train={counts['train']} test={counts['view_eval']}" in done.stdout
+        assert f"{site} (" in log
+        assert f"train={counts['train']} test={counts['view_eval']}" in log
 
 
 def test_the_server_saved_its_final_model(job):
@@ -132,6 +139,7 @@ def test_the_evaluator_agrees_with_nvflares_cross_site_results(job):
     reported = reported_scores(job["result_dir"])
     assert sorted(reported) == sorted(evaluation.per_site)
     assert score_mismatch(evaluation.per_site, reported) is None
+    assert score_mismatch(evaluation.per_site, job["result"].per_site) is None
     assert 0.0 < evaluation.score < 1.0
 
 
@@ -140,13 +148,22 @@ def test_a_forged_cross_site_file_is_a_mismatch(job):
     assert score_mismatch(job["evaluation"].per_site, reported).startswith("score mismatch: site-1")
 
 
-def test_no_secret_no_process_and_no_write_left_behind(job):
-    done = job["done"]
-    assert SENTINEL not in done.stdout + done.stderr and SENTINEL not in " ".join(job["argv"])
+def test_candidate_code_saw_no_secret_no_raw_data_and_could_not_write(job):
+    log = job["log"]
+    assert "AFR-PROBE env" in log
+    assert SENTINEL not in log and "OPENAI_API_KEY" not in log
+    assert "AFR-PROBE read" not in log and "AFR-PROBE wrote" not in log
+    assert "AFR-PROBE denied write" in log
+
+
+def test_no_process_and_no_write_left_behind(job):
     assert job["leftovers"] == []
     assert not [p for p in psutil.process_iter() if _has_token(p, job)]
     status = run_git(job["worktree"], "status", "--porcelain", "--untracked-files=all").stdout.decode()
-    assert status == ""  # the read-only worktree kept every byte, no __pycache__ either
+    assert status.split() == [
+        "M",
+        "tasks/fed_heart_disease/client.py",
+    ]  # the probe's edit alone, no __pycache__
 
 
 def _has_token(process: psutil.Process, job: dict) -> bool:
