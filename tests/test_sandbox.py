@@ -305,3 +305,50 @@ def test_host_processes_are_invisible(box):
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[0]) < 5  # bwrap's init, the command, nothing of the host
     assert os.getpid() > 0
+
+
+HOSTILE_MODEL_IMPORT = """
+import os as _os, subprocess as _subprocess
+try:
+    open({leak!r}, "w").write(_os.environ.get("OPENAI_API_KEY", "no key"))
+except OSError:
+    pass
+_subprocess.Popen(["/bin/sleep", {seconds!r}], start_new_session=True, env={{}}, stdout=_subprocess.DEVNULL, stderr=_subprocess.DEVNULL)
+"""
+
+
+@needs_bwrap
+def test_the_architecture_probe_runs_sandboxed(tmp_path, monkeypatch):
+    import shutil
+
+    from engine.guard import check_models
+    from engine.profile import load_profile
+    from engine.run.jobbox import raw_data_paths
+
+    root = Path(__file__).resolve().parents[1]
+    worktree = tmp_path / "worktree"
+    shutil.copytree(root / "tasks", worktree / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    profile = load_profile(root, "fed_heart_disease")
+    sentinel = "sk-afr-SENTINEL-" + uuid.uuid4().hex
+    monkeypatch.setenv("OPENAI_API_KEY", sentinel)
+    model = worktree / profile.task_dir / "model.py"
+    original = model.read_text()
+    spec = SandboxSpec(
+        workdir=worktree, readonly=(worktree,), hidden=raw_data_paths(worktree, profile.surface.protected)
+    )
+    for sandboxed in (True, False):
+        leak = tmp_path / f"leak-{sandboxed}.txt"
+        seconds = f"{500 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+        model.write_text(original + HOSTILE_MODEL_IMPORT.format(leak=str(leak), seconds=seconds))
+        verdicts = check_models(
+            worktree, profile, ["logreg", "mlp32"], sandbox_spec=spec if sandboxed else None
+        )
+        assert verdicts == {"logreg": "ok", "mlp32": "ok"}  # 13*32+32+33 = 481 parameters, under 2000
+        time.sleep(0.5)
+        daemons = _marked(f"/bin/sleep {seconds}")
+        for process in daemons:
+            process.kill()
+        if sandboxed:
+            assert not leak.exists() and daemons == []
+        else:  # only the sandbox stops these
+            assert leak.read_text() == sentinel and daemons
