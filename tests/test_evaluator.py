@@ -8,6 +8,7 @@ runs the real evaluator: its sandboxed model process and the engine-side metric.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,7 @@ def test_an_honest_model_is_scored_by_the_engine(setup, tmp_path):
     assert evaluation.score == pytest.approx(sum(evaluation.per_site.values()) / 2)
     assert evaluation.counts["parameters"] == 5 and evaluation.counts["total"] == 5
     assert evaluation.sandbox == detect_sandbox()
+    assert "tasks.toy" not in sys.modules and "tasks.toy.model" not in sys.modules  # nothing imported here
 
 
 def test_non_persistent_buffers_count_against_the_cap(setup):

@@ -24,6 +24,7 @@ from engine.run.sandbox import (
     SANDBOX_HOME,
     SandboxSpec,
     allowed_name,
+    bwrap_argv,
     detect_sandbox,
     sandbox_environment,
     wrap,
@@ -89,6 +90,16 @@ def test_environment_is_allow_listed():
     assert allowed_name("AFR_RUN_TOKEN") and not allowed_name("NVIDIA_API_KEY")
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
         sandbox_environment(source, {"OPENAI_API_KEY": "sk-x"})
+
+
+def test_gpu_devices_are_passed_through_after_the_minimal_dev():
+    argv = bwrap_argv(
+        ["true"], SandboxSpec(workdir=Path("/")), {}, devices=["/dev/nvidia0", "/dev/nvidiactl"]
+    )
+    dev = argv.index("/dev")
+    assert argv[dev - 1] == "--dev"
+    bound = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--dev-bind-try"]
+    assert bound == ["/dev/nvidia0", "/dev/nvidiactl"] and argv.index("--dev-bind-try") > dev
 
 
 @needs_bwrap

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import glob
 import os
 import shutil
 import subprocess
@@ -144,25 +145,28 @@ def _hide(path: Path) -> list[str]:
     return ["--ro-bind-try", "/dev/null", str(path)]
 
 
-def bwrap_argv(command: Sequence[str], spec: SandboxSpec, env: Mapping[str, str]) -> list[str]:
+def gpu_devices() -> list[str]:
+    """NVIDIA device nodes to pass through (``--dev`` alone gives a minimal /dev without them).
+
+    Not exercised on the CPU machine this was built on; CUDA also needs the driver's
+    libraries, which live under /usr and are mounted read-only.
+    """
+    return sorted(glob.glob("/dev/nvidia*")) + [d for d in ("/dev/dri",) if os.path.isdir(d)]
+
+
+def bwrap_argv(
+    command: Sequence[str], spec: SandboxSpec, env: Mapping[str, str], devices: Sequence[str] | None = None
+) -> list[str]:
     """The full ``bwrap ... -- command`` argv for ``spec``; mount order matters (later shadows earlier)."""
     args = [BWRAP, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
     args += ["--unshare-cgroup-try", "--hostname", "afr-sandbox", "--cap-drop", "ALL"]
     if spec.loopback_only:
         args.append("--unshare-net")
     args += _system_mounts()
-    args += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/dev/shm",
-        "--tmpfs",
-        "/tmp",
-        "--dir",
-        SANDBOX_HOME,
-    ]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]  # own /proc, a minimal /dev
+    for device in gpu_devices() if devices is None else devices:
+        args += ["--dev-bind-try", device, device]
+    args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]  # private /tmp and an empty $HOME in it
     for root in python_roots():
         args += ["--ro-bind", str(root), str(root)]
     for path in spec.writable:
