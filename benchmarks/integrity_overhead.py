@@ -25,7 +25,7 @@ from engine.guard import protected_hashes  # noqa: E402
 from engine.profile import load_profile  # noqa: E402
 from engine.resources import bundle_root  # noqa: E402
 from engine.run.databridge import export_site_data, pin_bridge  # noqa: E402
-from engine.run.evaluator import evaluate, reported_scores, score_mismatch  # noqa: E402
+from engine.run.evaluator import ModelProcess, reported_scores, score_mismatch  # noqa: E402
 from engine.run.jobbox import job_spec  # noqa: E402
 from engine.run.sandbox import detect_sandbox, wrap  # noqa: E402
 from engine.runner import RUN_TOKEN_VAR, evaluation_environment, job_command, run_job  # noqa: E402
@@ -61,24 +61,23 @@ def sandboxed(root: Path, profile, scratch: Path, data, smoke: bool) -> tuple[fl
     spec = job_spec(root, run_dir, data.view_dir, profile.surface.protected, env)
     command = wrap(job_command(root, profile, {}, run_dir, "sim", smoke), spec)
     started = time.monotonic()
+    # The model process starts with the job (it imports torch meanwhile) and scores after it.
+    model_process = ModelProcess(root, data, list(profile.budget.final_eval_clients), spec.hidden)
     with open(run_dir / "job.log", "w") as log:
         done = subprocess.run(
             command.argv, env=command.env, cwd=command.cwd, stdout=log, stderr=subprocess.STDOUT
         )
     job_seconds = time.monotonic() - started
     if done.returncode != 0:
+        model_process.close()
         raise SystemExit(f"error: the sandboxed job failed; see {run_dir / 'job.log'}")
     started = time.monotonic()
-    evaluation = evaluate(
-        root,
+    evaluation = model_process.finish(
         profile.task_dir.replace("/", ".") + ".model",
         str(profile.baseline["model_arch"]),
         run_dir / "nvflare",
-        data,
-        list(profile.budget.final_eval_clients),
         profile.metric.name,
         profile.budget.max_model_params,
-        spec.hidden,
     )
     eval_seconds = time.monotonic() - started
     if not evaluation.ok:
@@ -135,7 +134,7 @@ def main() -> None:
     )
     print(f"{'':34}{'unsandboxed':>14}{'sandboxed':>14}")
     print(f"{'job wall time (s)':34}{plain_s:14.2f}{boxed_s:14.2f}")
-    print(f"{'trusted evaluator (s)':34}{'-':>14}{eval_s:14.2f}")
+    print(f"{'trusted evaluator, after the job (s)':34}{'-':>14}{eval_s:14.2f}")
     print(f"{'candidate total (s)':34}{plain_s:14.2f}{total:14.2f}")
     print(f"{'data export, once per campaign (s)':34}{'-':>14}{export_seconds:14.2f}")
     print(

@@ -53,8 +53,8 @@ LAZY_TABLE = HONEST.replace(
 )
 LABEL_THIEF = HONEST.replace(
     "return self.net(x).squeeze(-1)",
-    """import glob, json, sys
-        spec = json.loads(sys.argv[-1])
+    """import glob, sys
+        spec = sys.modules['__main__'].spec  # the evaluator's own spec, in the same process
         found = glob.glob(spec['inputs_dir'] + '/../labels/*.npy')
         for path in found:
             try:

@@ -88,6 +88,129 @@ def find_saved_model(result_dir: Path) -> Path:
     return path
 
 
+class ModelProcess:
+    """The sandboxed model process of one run, started early and given its work after the job.
+
+    Started when the job starts, it imports torch while NVFlare runs, then waits for its
+    spec on stdin, so the evaluator adds little to the candidate's wall time. It sees the
+    worktree read-only (raw data hidden), the scored features, an empty model folder the
+    engine fills after the job, and the folder it writes its outputs to.
+    """
+
+    def __init__(
+        self,
+        worktree: Path,
+        data: SiteData,
+        sites: list[str],
+        hidden: tuple[Path, ...] = (),
+        sandbox: str | None = None,
+    ) -> None:
+        self.sandbox = sandbox or detect_sandbox()
+        self.worktree, self.data, self.sites = Path(worktree), data, list(sites)
+        self._scratch = tempfile.TemporaryDirectory(prefix="afr-eval-")
+        scratch = Path(self._scratch.name)
+        self.model_dir, self.out_dir = scratch / "model", scratch / "out"
+        self.model_dir.mkdir()
+        self.out_dir.mkdir()
+        box = SandboxSpec(
+            workdir=self.out_dir,
+            writable=(self.out_dir,),
+            readonly=(self.worktree, self.model_dir, data.inputs_dir(), CHILD),
+            hidden=hidden,
+            env={"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"},
+        )
+        command = wrap([sys.executable, "-I", str(CHILD)], box, self.sandbox)
+        self._process = subprocess.Popen(
+            command.argv,
+            env=command.env,
+            cwd=command.cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def close(self) -> None:
+        """Stop the process (if still waiting) and remove its folders; safe to call twice."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+        self._scratch.cleanup()
+
+    def finish(
+        self,
+        model_module: str,
+        arch: str,
+        result_dir: Path,
+        metric: str = "accuracy",
+        max_params: int = 0,
+        timeout: float = 300.0,
+    ) -> Evaluation:
+        """Score the run's saved final model per site with afr's metric; never raises for a bad model.
+
+        ``model_module`` is e.g. ``tasks.fed_heart_disease.model``; ``max_params`` (0: no
+        cap) applies to every parameter, buffer and stray tensor the loaded model holds.
+        """
+        started = time.monotonic()
+        try:
+            evaluation = self._finish(model_module, arch, Path(result_dir), metric, max_params, timeout)
+        finally:
+            self.close()
+        evaluation.sandbox = self.sandbox
+        evaluation.seconds = time.monotonic() - started
+        return evaluation
+
+    def _finish(self, model_module, arch, result_dir, metric, max_params, timeout) -> Evaluation:
+        if metric not in METRICS:
+            return Evaluation(None, error=f"no metric {metric!r} in the evaluator")
+        try:
+            model_file = self.model_dir / SAVED_MODEL
+            shutil.copyfile(find_saved_model(result_dir), model_file, follow_symlinks=False)
+            saved_state = read_state(model_file)  # no torch, no pickled code: shapes only
+        except (OSError, ValueError) as error:
+            return Evaluation(None, error=f"final model: {error}")
+        spec = {
+            "worktree": str(self.worktree.resolve()),
+            "model_module": model_module,
+            "arch": arch,
+            "model_file": str(model_file),
+            "inputs_dir": str(self.data.inputs_dir().resolve()),
+            "out_dir": str(self.out_dir),
+            "sites": self.sites,
+        }
+        try:
+            _, stderr = self._process.communicate(json.dumps(spec) + "\n", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return Evaluation(None, error=f"model process took over {timeout:.0f} s")
+        result = _read_report(self.out_dir / "report.json", self._process.returncode, stderr)
+        if isinstance(result, str):
+            return Evaluation(None, error=result)
+        try:
+            counts = {k: int(result.get(k, 0)) for k in ("parameters", "buffers", "other_tensors")}
+            keys = sorted(str(key) for key in result.get("keys", []))
+        except (TypeError, ValueError):
+            return Evaluation(None, error="model process wrote an unreadable report")
+        counts["saved"] = stored_elements(saved_state)
+        if keys != sorted(saved_state):
+            return Evaluation(
+                None, counts=counts, error="model process loaded other tensors than the saved file holds"
+            )
+        counts["total"] = max(
+            sum(counts[k] for k in ("parameters", "buffers", "other_tensors")), counts["saved"]
+        )
+        if max_params and counts["total"] > max_params:
+            error = f"model holds {counts['total']} parameters and buffers, over the cap of {max_params}"
+            return Evaluation(None, counts=counts, error=error)
+        try:
+            per_site = {
+                site: _site_score(self.out_dir / f"{site}.npy", self.data.labels(site), METRICS[metric])
+                for site in self.sites
+            }
+        except (OSError, ValueError) as error:
+            return Evaluation(None, counts=counts, error=f"predictions: {error}")
+        return Evaluation(sum(per_site.values()) / len(per_site), per_site, counts)
+
+
 def evaluate(
     worktree: Path,
     model_module: str,
@@ -101,103 +224,20 @@ def evaluate(
     sandbox: str | None = None,
     timeout: float = 300.0,
 ) -> Evaluation:
-    """Score the run's saved final model per site with afr's metric; never raises for a bad model.
-
-    ``model_module`` is e.g. ``tasks.fed_heart_disease.model``; ``hidden`` are paths of the
-    worktree the model process must not see (raw data). ``max_params`` (0: no cap) applies
-    to every parameter, buffer and stray tensor the loaded model holds.
-    """
-    started = time.monotonic()
-    sandbox = sandbox or detect_sandbox()
-    if metric not in METRICS:
-        return Evaluation(None, error=f"no metric {metric!r} in the evaluator", sandbox=sandbox)
-    with tempfile.TemporaryDirectory(prefix="afr-eval-") as scratch:
-        scratch_dir = Path(scratch)
-        model_dir, out_dir = scratch_dir / "model", scratch_dir / "out"
-        model_dir.mkdir()
-        out_dir.mkdir()
-        try:
-            source = find_saved_model(result_dir)
-            model_file = model_dir / SAVED_MODEL
-            shutil.copyfile(source, model_file, follow_symlinks=False)
-            saved_state = read_state(model_file)  # no torch, no pickled code: shapes only
-        except (OSError, ValueError) as error:
-            return Evaluation(None, error=f"final model: {error}", sandbox=sandbox)
-        spec = {
-            "worktree": str(Path(worktree).resolve()),
-            "model_module": model_module,
-            "arch": arch,
-            "model_file": str(model_file),
-            "inputs_dir": str(data.inputs_dir().resolve()),
-            "out_dir": str(out_dir),
-            "sites": list(sites),
-        }
-        box = SandboxSpec(
-            workdir=out_dir,
-            writable=(out_dir,),
-            readonly=(Path(worktree), model_dir, data.inputs_dir(), CHILD),
-            hidden=hidden,
-            env={"PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"},
-        )
-        command = wrap([sys.executable, "-I", str(CHILD), json.dumps(spec)], box, sandbox)
-        try:
-            done = subprocess.run(
-                command.argv,
-                env=command.env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                cwd=command.cwd,
-            )
-        except subprocess.TimeoutExpired:
-            return Evaluation(None, error=f"model process took over {timeout:.0f} s", sandbox=sandbox)
-        result = _read_report(out_dir / "report.json", done)
-        if isinstance(result, str):
-            return Evaluation(None, error=result, sandbox=sandbox)
-        try:
-            counts = {k: int(result.get(k, 0)) for k in ("parameters", "buffers", "other_tensors")}
-            keys = sorted(str(key) for key in result.get("keys", []))
-        except (TypeError, ValueError):
-            return Evaluation(None, error="model process wrote an unreadable report", sandbox=sandbox)
-        counts["saved"] = stored_elements(saved_state)
-        if keys != sorted(saved_state):
-            return Evaluation(
-                None,
-                counts=counts,
-                error="model process loaded other tensors than the saved file holds",
-                sandbox=sandbox,
-            )
-        counts["total"] = max(
-            sum(counts[k] for k in ("parameters", "buffers", "other_tensors")), counts["saved"]
-        )
-        if max_params and counts["total"] > max_params:
-            return Evaluation(
-                None,
-                counts=counts,
-                sandbox=sandbox,
-                error=f"model holds {counts['total']} parameters and buffers, over the cap of {max_params}",
-            )
-        try:
-            per_site = {
-                site: _site_score(out_dir / f"{site}.npy", data.labels(site), METRICS[metric])
-                for site in sites
-            }
-        except (OSError, ValueError) as error:
-            return Evaluation(None, counts=counts, error=f"predictions: {error}", sandbox=sandbox)
-    score = sum(per_site.values()) / len(per_site)
-    return Evaluation(score, per_site, counts, sandbox=sandbox, seconds=time.monotonic() - started)
+    """Start a model process and score ``result_dir`` at once (``ModelProcess`` overlaps it with the job)."""
+    process = ModelProcess(worktree, data, sites, hidden, sandbox)
+    return process.finish(model_module, arch, result_dir, metric, max_params, timeout)
 
 
-def _read_report(path: Path, done: subprocess.CompletedProcess) -> dict | str:
+def _read_report(path: Path, returncode: int | None, stderr: str) -> dict | str:
     try:
         report = json.loads(path.read_text()[:MAX_RESULTS_BYTES]) if path.is_file() else None
     except (OSError, ValueError):
         report = None
     if isinstance(report, dict) and "refused" in report:
         return f"model refused: {report['refused']}"
-    if done.returncode != 0 or not isinstance(report, dict):
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+    if returncode != 0 or not isinstance(report, dict):
+        last = (stderr.strip().splitlines() or [f"exit code {returncode}"])[-1]
         return f"model process failed: {last[:300]}"
     return report
 

@@ -1,4 +1,4 @@
-"""The trusted evaluator's model process, run sandboxed as ``python -I predict_child.py SPEC_JSON``.
+"""The trusted evaluator's model process, run sandboxed as ``python -I predict_child.py`` (spec on stdin).
 
 The model class is candidate code, so predictions are computed here, inside the sandbox,
 from evaluation inputs only (features; the labels never leave the engine). The process
@@ -110,7 +110,8 @@ def main(spec: dict) -> dict:
 
 
 if __name__ == "__main__":
-    spec = json.loads(sys.argv[1])
+    # The engine starts this process early and sends the spec once the job has finished.
+    spec = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.readline())
     report = Path(spec["out_dir"]) / "report.json"
     try:
         result = main(spec)
