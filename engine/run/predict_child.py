@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -109,13 +110,20 @@ def main(spec: dict) -> dict:
     return {**counts, "total": sum(counts.values()), "keys": sorted(state)}
 
 
-if __name__ == "__main__":
-    # The engine starts this process early and sends the spec once the job has finished.
-    spec = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.readline())
+def run(spec: dict) -> int:
     report = Path(spec["out_dir"]) / "report.json"
     try:
         result = main(spec)
     except Refused as error:
         report.write_text(json.dumps({"refused": str(error)}))
-        sys.exit(3)
+        return 3
     report.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    # The engine starts this process early and sends the spec once the job has finished.
+    code = run(json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.readline()))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # an interpreter holding torch takes seconds to tear down; the files are written
