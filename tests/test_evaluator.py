@@ -53,8 +53,9 @@ LAZY_TABLE = HONEST.replace(
 )
 LABEL_THIEF = HONEST.replace(
     "return self.net(x).squeeze(-1)",
-    """import glob, sys
-        spec = sys.modules['__main__'].spec  # the evaluator's own spec, in the same process
+    """import glob, inspect
+        # the evaluator's own spec, found on the call stack of the process it shares
+        spec = next(f.frame.f_locals['spec'] for f in inspect.stack() if 'spec' in f.frame.f_locals)
         found = glob.glob(spec['inputs_dir'] + '/../labels/*.npy')
         for path in found:
             try:
