@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from engine.resources import bundle_root  # noqa: E402
 from engine.run.databridge import export_site_data, pin_bridge  # noqa: E402
 from engine.run.evaluator import ModelProcess, reported_scores, score_mismatch  # noqa: E402
 from engine.run.jobbox import job_spec  # noqa: E402
-from engine.run.sandbox import detect_sandbox, wrap  # noqa: E402
+from engine.run.sandbox import SandboxSpec, detect_sandbox, wrap  # noqa: E402
 from engine.runner import RUN_TOKEN_VAR, evaluation_environment, job_command, run_job  # noqa: E402
 from engine.store.gitsafe import run_git  # noqa: E402
 
@@ -88,6 +89,18 @@ def sandboxed(root: Path, profile, scratch: Path, data, smoke: bool) -> tuple[fl
     return job_seconds, eval_seconds, evaluation.score, evaluation.seconds
 
 
+def sandbox_startup(times: int = 5) -> float:
+    """Median wall time of an empty command in the job's sandbox: the sandbox's own cost."""
+    spec = SandboxSpec(workdir=Path("/"))
+    seconds = []
+    for _ in range(times):
+        command = wrap(["/bin/true"], spec)
+        started = time.monotonic()
+        subprocess.run(command.argv, env=command.env, cwd=command.cwd, check=True)
+        seconds.append(time.monotonic() - started)
+    return statistics.median(seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -125,8 +138,8 @@ def main() -> None:
             boxed.append(job_seconds)
             evals.append(eval_seconds)
             scores.add((round(score, 6), round(boxed_score, 6)))
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
-    plain_s, boxed_s, eval_s = mean(plain), mean(boxed), mean(evals)
+    startup = sandbox_startup()
+    plain_s, boxed_s, eval_s = statistics.median(plain), statistics.median(boxed), statistics.median(evals)
     total = boxed_s + eval_s
     budget = "full" if options.full else "smoke"
     print(
@@ -137,6 +150,10 @@ def main() -> None:
     print(f"{'trusted evaluator, after the job (s)':34}{'-':>14}{eval_s:14.2f}")
     print(f"{'candidate total (s)':34}{plain_s:14.2f}{total:14.2f}")
     print(f"{'data export, once per campaign (s)':34}{'-':>14}{export_seconds:14.2f}")
+    print(f"{'bwrap start-up, /bin/true (s)':34}{'-':>14}{startup:14.3f}")
+    print(
+        f"runs (unsandboxed | sandboxed): {' '.join(f'{v:.1f}' for v in plain)} | {' '.join(f'{v:.1f}' for v in boxed)}"
+    )
     print(
         f"sandbox adds {boxed_s - plain_s:+.2f} s, evaluator {eval_s:+.2f} s: "
         f"{(total - plain_s) / plain_s * 100:+.1f}% of the unsandboxed candidate"
