@@ -363,3 +363,46 @@ def test_the_architecture_probe_runs_sandboxed(tmp_path, monkeypatch):
             assert not leak.exists() and daemons == []
         else:  # only the sandbox stops these
             assert leak.read_text() == sentinel and daemons
+
+
+SLEEPER_JOB = """
+import os, sys, time
+# A job that leaves a clean-environment daemon (no run token to be found by) and then hangs.
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execve("/bin/sleep", ["/bin/sleep", {seconds!r}], {{}})
+    os._exit(0)
+os.wait()
+print("hanging", flush=True)
+time.sleep(600)
+"""
+
+
+@needs_bwrap
+def test_a_timed_out_sandboxed_job_leaves_nothing_behind(tmp_path):
+    from engine.profile import load_profile
+    from engine.run.jobbox import job_spec
+    from engine.runner import run_job
+
+    root = Path(__file__).resolve().parents[1]
+    profile = load_profile(root, "fed_heart_disease")
+    workspace = tmp_path / "workspace"
+    job = workspace / profile.task_dir / profile.job
+    job.parent.mkdir(parents=True)
+    for sandboxed in (True, False):
+        seconds = f"{600 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
+        job.write_text(SLEEPER_JOB.format(seconds=seconds))
+        run_dir = tmp_path / f"run-{sandboxed}"
+        run_dir.mkdir()
+        spec = job_spec(workspace, run_dir, None, profile.surface.protected, {}) if sandboxed else None
+        result = run_job(workspace, profile, {}, run_dir, timeout=8, stall_seconds=0, sandbox_spec=spec)
+        assert result.status == "timeout" and "hanging" in Path(result.log_path).read_text()
+        time.sleep(0.5)
+        survivors = _marked(f"/bin/sleep {seconds}")
+        for process in survivors:
+            process.kill()
+        if sandboxed:
+            assert survivors == []
+        else:
+            assert survivors  # only the sandbox stops this: the runner's token search misses it
