@@ -143,7 +143,7 @@ def main() -> None:
     total = boxed_s + eval_s
     budget = "full" if options.full else "smoke"
     print(
-        f"Fed-Heart-Disease baseline, {budget} budget, {options.repeat} run(s) each, sandbox {detect_sandbox()}"
+        f"Fed-Heart-Disease baseline, {budget} budget, median of {options.repeat} run(s) each, sandbox {detect_sandbox()}"
     )
     print(f"{'':34}{'unsandboxed':>14}{'sandboxed':>14}")
     print(f"{'job wall time (s)':34}{plain_s:14.2f}{boxed_s:14.2f}")

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,8 +192,9 @@ def wrap(command: Sequence[str], spec: SandboxSpec, sandbox: str | None = None) 
         return SandboxedCommand(bwrap_argv(command, spec, env), {}, str(spec.workdir), "bwrap")
     if sandbox != "none":
         raise ValueError(f"unknown sandbox {sandbox!r}; expected bwrap or none")
-    # Without a sandbox only the environment is scrubbed; HOME still points somewhere private.
-    env["HOME"] = env["TMPDIR"] = str(Path(spec.workdir).resolve())
+    # Without a sandbox only the environment is scrubbed; HOME is not the user's (caches
+    # written there would otherwise land in the worktree or the user's home).
+    env["HOME"] = env["TMPDIR"] = tempfile.gettempdir()
     return SandboxedCommand(list(command), env, str(spec.workdir), "none")
 
 
