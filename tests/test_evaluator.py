@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from engine.run.databridge import SiteData
-from engine.run.evaluator import METRICS, accuracy, evaluate, reported_scores, score_mismatch
+from engine.run.evaluator import METRICS, ModelProcess, accuracy, evaluate, reported_scores, score_mismatch
 from engine.run.sandbox import detect_sandbox
 
 HONEST = """
@@ -243,3 +244,15 @@ def test_score_mismatch_against_a_forged_cross_val_file(tmp_path):
     )
     assert score_mismatch({"site-1": 0.99 + 1e-7, "site-2": 0.99}, reported) is None
     assert score_mismatch({"site-3": 0.5}, reported) == "score mismatch: the job reported no score for site-3"
+
+
+def test_a_model_process_closed_at_once_leaves_nothing(tmp_path):
+    # Closing right after the start hits bwrap in its set-up; the process group goes as a whole.
+    data, _ = make_data(tmp_path / "trusted")
+    worktree = make_worktree(tmp_path / "wt", HONEST)
+    for _ in range(5):
+        process = ModelProcess(worktree, data, SITES)
+        started = time.monotonic()
+        process.close()
+        assert time.monotonic() - started < 10
+        assert process._process.poll() is not None

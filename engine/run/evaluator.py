@@ -11,9 +11,12 @@ own ``cross_val_results.json`` is only a cross-check (``score_mismatch``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +36,7 @@ SAVED_MODEL = "FL_global_model.pt"  # NVFlare's PTFileModelPersistor: the final 
 CROSS_VAL_MODEL = "SRV_FL_global_model.pt"  # its name in cross_site_val/cross_val_results.json
 MISMATCH_TOLERANCE = 1e-4  # same model, same rows, same CPU kernels: only float noise may differ
 MAX_RESULTS_BYTES = 1_000_000
+CLOSE_GRACE = 10.0  # seconds to wait for a killed model process's pipes to close
 
 
 @dataclass(frozen=True)
@@ -128,13 +132,20 @@ class ModelProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # one process group: bwrap and its namespace init, see close()
         )
 
     def close(self) -> None:
-        """Stop the process (if still waiting) and remove its folders; safe to call twice."""
+        """Stop the process (if still waiting) and remove its folders; safe to call twice.
+
+        The whole process group is killed: killing only bwrap while it is still setting up
+        leaves its namespace init waiting forever, holding our pipes open.
+        """
         if self._process.poll() is None:
-            self._process.kill()
-        self._process.communicate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.communicate(timeout=CLOSE_GRACE)
         self._scratch.cleanup()
 
     def finish(
