@@ -125,10 +125,13 @@ def check_compiles(worktree: Path, changes: list[tuple[str, str]]) -> str:
     return "ok"
 
 
-def check_models(worktree: Path, profile: Profile, archs: list[str], timeout: float = 60.0) -> dict[str, str]:
+def check_models(
+    worktree: Path, profile: Profile, archs: list[str], timeout: float = 60.0, sandbox_spec=None
+) -> dict[str, str]:
     """Build each architecture in one separate interpreter: candidate code never runs in the engine.
 
     Returns "ok" or the reason per architecture (unregistered, over the cap, import error).
+    ``sandbox_spec`` (an ``engine.run.sandbox.SandboxSpec``) runs that interpreter sandboxed.
     """
     module = profile.task_dir.replace("/", ".") + ".model"
     probe = (
@@ -144,10 +147,14 @@ def check_models(worktree: Path, profile: Profile, archs: list[str], timeout: fl
         "        verdicts[arch] = str(error).splitlines()[0] if str(error) else type(error).__name__\n"
         "print(json.dumps(verdicts))\n"
     )
+    command, env, cwd = [sys.executable, "-c", probe], None, worktree
+    if sandbox_spec is not None:
+        from engine.run.sandbox import wrap  # imported here: guard.py is being moved (issue 11)
+
+        boxed = wrap(command, sandbox_spec)
+        command, env, cwd = boxed.argv, boxed.env, boxed.cwd
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", probe], cwd=worktree, capture_output=True, text=True, timeout=timeout
-        )
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return dict.fromkeys(archs, f"building the model took over {timeout:.0f} s")
     lines = done.stdout.strip().splitlines()

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -147,32 +147,38 @@ def run_job(
     on_start=None,
     stall_seconds: float | None = None,
     subset: str = "validation",
+    sandbox_spec=None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
 
     ``subset`` is the part of each client's evaluation split it is scored on: "validation"
     (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
     else the whole split. The protected data bridge reads it from the environment.
+    ``sandbox_spec`` (an ``engine.run.sandbox.SandboxSpec``) runs the job in the sandbox
+    with only the run's own variables (``engine.run.jobbox.job_spec`` builds one).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = job_command(root, profile, args, run_dir, env, smoke, seed)
     token = uuid.uuid4().hex
-    child_env = dict(os.environ, PYTHONUNBUFFERED="1", **{RUN_TOKEN_VAR: token})
-    child_env.update(evaluation_environment(profile, subset))
+    run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token, **evaluation_environment(profile, subset)}
     if gpu is not None:
-        child_env["CUDA_VISIBLE_DEVICES"] = gpu
+        run_vars["CUDA_VISIBLE_DEVICES"] = gpu
+    child_env = dict(os.environ, **run_vars)
     timeout = timeout or profile.run.timeout_seconds
     stall_seconds = profile.run.stall_seconds if stall_seconds is None else stall_seconds
     tail: deque[str] = deque(maxlen=40)
     started = time.monotonic()
     timed_out = False
+    cwd = root
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
+        if sandbox_spec is not None:
+            command, child_env, cwd = _sandboxed(command, run_vars, sandbox_spec)
         process = subprocess.Popen(
             command,
-            cwd=root,
+            cwd=cwd,
             env=child_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -215,6 +221,14 @@ def run_job(
             next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"),
         )
     return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
+
+
+def _sandboxed(command: list[str], run_vars: dict[str, str], spec) -> tuple[list[str], dict[str, str], Path]:
+    """``command`` wrapped by the sandbox, with the runner's own variables added to the spec's."""
+    from engine.run.sandbox import wrap  # imported here: runner.py is being moved (issue 11)
+
+    boxed = wrap(command, replace(spec, env={**spec.env, **run_vars}))
+    return boxed.argv, boxed.env, Path(boxed.cwd)
 
 
 def load_scoring(root: Path):
