@@ -182,23 +182,19 @@ class Campaign:
         self.run()
 
     def run(self) -> None:
+        # Check every architecture of the unchanged model.py once, up front, so args-only
+        # candidates reuse the verdicts instead of starting an interpreter each.
+        self.slots = Slots(self.options.parallel, self._execute, self._may_start)
         try:
-            self._loop()
+            self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
+            self.set_state("running")
+            self._loop(self.slots)
         except Exception as error:  # leave a state that tells the truth, not "running" with no engine
             self.set_state("stopped")
             self.emit(
                 EventType.STOPPED, phase="done", reason=f"engine error: {str(error).splitlines()[0][:200]}"
             )
             raise
-
-    def _loop(self) -> None:
-        # Check every architecture of the unchanged model.py once, up front, so args-only
-        # candidates reuse the verdicts instead of starting an interpreter each.
-        self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
-        self.set_state("running")
-        self.slots = Slots(self.options.parallel, self._execute, self._may_start)
-        try:
-            self._loop(self.slots)
         finally:
             self.slots.close()
 
