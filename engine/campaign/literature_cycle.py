@@ -15,6 +15,7 @@ from engine.agent.base import CandidateSpec
 from engine.agent.literature import CRASH_TRIGGER, shared_crash_cause, watchdog
 from engine.control.events import EventType
 from engine.store.ledger import LITERATURE_BUDGET, ResultRow
+from engine.store.redact import redact
 
 if TYPE_CHECKING:
     from engine.campaign.loop import Campaign
@@ -67,7 +68,7 @@ class LiteratureCycle:
         number = len([r for r in rows if r.status == "literature"]) + 1
         sheet = campaign.dir / "literature" / f"{number:03d}.md"
         sheet.parent.mkdir(parents=True, exist_ok=True)
-        sheet.write_text(result.worksheet + "\n", encoding="utf-8")
+        sheet.write_text(redact(result.worksheet) + "\n", encoding="utf-8")
         self.queue = list(result.proposals)
         campaign.ledger.append_row(
             ResultRow(

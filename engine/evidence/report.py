@@ -25,6 +25,7 @@ from engine.evidence.runs import (
     open_campaign,
 )
 from engine.evidence.stats import NO_GAIN, ROBUST_GAIN, SEED_SENSITIVE
+from engine.store.redact import redact
 from engine.store.workspace import CampaignRepo
 from engine.wording import counted
 
@@ -43,7 +44,7 @@ def write_report(root: Path, tag: str | None, commit: bool = True) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     plot = progress_png(campaign.rows, out_dir / "progress.png", campaign.tag, campaign.profile.maximize)
     report = out_dir / f"{campaign.tag}-report.md"
-    report.write_text(render(campaign), encoding="utf-8")
+    report.write_text(redact(render(campaign)), encoding="utf-8")
     result = {"report": str(report), "plot": str(plot), "branch": f"autoresearch/{campaign.tag}"}
     if commit:
         files = {f"reports/{report.name}": report, "reports/progress.png": plot}

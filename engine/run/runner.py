@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from engine.profile import Profile, Scalar
+from engine.store.redact import redact
 
 GRACE_SECONDS = 10.0
 RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
@@ -124,6 +125,7 @@ def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS
 def _pump(stream, log, tail: deque, on_line, heard: list[float]) -> None:
     for line in stream:
         heard[0] = time.monotonic()
+        line = redact(line)  # candidate code may print a key: job.log, the journal and the cockpit never see it
         log.write(line)
         log.flush()
         line = line.rstrip("\n")

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.store.redact import redact
+
 RESULTS_HEADER = (
     "commit",
     "score",
@@ -84,7 +86,7 @@ def locked(path: Path, flags: int = os.O_RDWR | os.O_APPEND | os.O_CREAT) -> Ite
 def locked_append(path: Path, line: str) -> None:
     if not line.endswith("\n"):
         raise ValueError("a ledger line must end with a newline")
-    data = line.encode("utf-8")
+    data = redact(line).encode("utf-8")  # a provider key never reaches a ledger or the journal
     with locked(path) as fd:
         _end_torn_line(fd)
         written = os.write(fd, data)

@@ -9,6 +9,8 @@ from pathlib import Path
 import git
 
 from engine.store.bundle import TEMPLATE_ENTRIES, bundle_root, is_workspace
+from engine.store.gitsafe import harden_gitpython
+from engine.store.redact import redact
 
 WORKSPACE_GITIGNORE = """\
 # afr campaign state (ledgers, journals, logs, NVFlare runs) stays out of git
@@ -56,7 +58,7 @@ def init_workspace(dest: Path, exist_ok: bool = False) -> tuple[Path, bool]:
 def changed_paths(worktree: Path) -> list[tuple[str, str]]:
     """``(status, path)`` for every uncommitted change in a checkout, untracked files included."""
     changes = []
-    for entry in git.Repo(worktree).git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0"):
+    for entry in safe_repo(worktree).git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0"):
         if entry:
             changes.append((entry[:2].strip() or "M", entry[3:]))
     return changes
@@ -64,7 +66,7 @@ def changed_paths(worktree: Path) -> list[tuple[str, str]]:
 
 def committed_hashes(root: Path, paths: list[str]) -> dict[str, str]:
     """SHA-256 of each path as committed at HEAD (``missing`` if it is not committed)."""
-    git_ = git.Repo(root).git
+    git_ = safe_repo(root).git
     hashes = {}
     for path in paths:
         try:
@@ -77,6 +79,15 @@ def committed_hashes(root: Path, paths: list[str]) -> dict[str, str]:
         except git.GitCommandError:
             hashes[path] = "missing"
     return hashes
+
+
+def safe_repo(path: Path) -> git.Repo:
+    """A GitPython repo whose every command runs without hooks, config-driven helpers or
+    external diff drivers: candidate code can write into ``.git`` (a worktree's files point
+    there), and nothing it plants may run in the engine's name."""
+    repo = git.Repo(path)
+    harden_gitpython(repo.git)
+    return repo
 
 
 class CampaignRepo:
@@ -94,7 +105,7 @@ class CampaignRepo:
         # process group, and the graceful stop after it would then fail on a broken pipe.
         self.root = Path(root)
         self.tag = tag
-        self.repo = git.Repo(self.root)
+        self.repo = safe_repo(self.root)
         self.branch = f"autoresearch/{tag}"
         self.worktrees = self.root / ".afr" / "campaigns" / tag / "worktrees"
 
@@ -122,7 +133,7 @@ class CampaignRepo:
         """``(status, path)`` for every change in the worktree, untracked files included."""
         changes = []
         for line in (
-            git.Repo(worktree).git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0")
+            safe_repo(worktree).git.status("--porcelain=v1", "-z", "--untracked-files=all").split("\0")
         ):
             if not line:
                 continue
@@ -132,11 +143,11 @@ class CampaignRepo:
 
     def commit_candidate(self, worktree: Path, message: str) -> str | None:
         """Commit every change in the worktree; None when there is nothing to commit."""
-        repo = git.Repo(worktree)
+        repo = safe_repo(worktree)
         repo.git.add(A=True)
         if not repo.git.diff("--cached", "--name-only"):
             return None
-        repo.git.commit("-q", "--no-verify", "-m", message)
+        repo.git.commit("-q", "--no-verify", "-m", redact(message))
         return repo.git.rev_parse("HEAD")
 
     def remove_worktree(self, candidate_id: str) -> None:
@@ -152,7 +163,7 @@ class CampaignRepo:
             self.repo.git.update_ref(f"refs/heads/{self.branch}", sha, tip)
             return sha
         tree = self._tree(tip)
-        commit = self.repo.git.commit_tree(tree, "-p", tip, "-m", message)
+        commit = self.repo.git.commit_tree(tree, "-p", tip, "-m", redact(message))
         self.repo.git.update_ref(f"refs/heads/{self.branch}", commit, tip)
         return commit
 
@@ -173,7 +184,7 @@ class CampaignRepo:
         index.unlink(missing_ok=True)
         if tree == self._tree(tip):
             return tip
-        commit = git_.commit_tree(tree, "-p", tip, "-m", message)
+        commit = git_.commit_tree(tree, "-p", tip, "-m", redact(message))
         git_.update_ref(f"refs/heads/{self.branch}", commit, tip)
         return commit
 
@@ -193,12 +204,12 @@ class CampaignRepo:
             index.unlink(missing_ok=True)
         if tree == self._tree(tip):
             return tip
-        commit = git_.commit_tree(tree, "-p", tip, "-m", message)
+        commit = git_.commit_tree(tree, "-p", tip, "-m", redact(message))
         git_.update_ref(f"refs/heads/{self.branch}", commit, tip)
         return commit
 
     def diff(self, parent: str, sha: str) -> str:
-        return self.repo.git.diff(parent, sha, "--", ".", ":(exclude)results.tsv")
+        return self.repo.git.diff("--no-ext-diff", "--no-textconv", parent, sha, "--", ".", ":(exclude)results.tsv")
 
     def log(self) -> list[str]:
         return self.repo.git.log("--format=%h %s", self.branch).splitlines()
