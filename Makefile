@@ -10,7 +10,8 @@ STAMP := $(VENV)/.afr-installed
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml scripts/install_torch.sh
+$(STAMP): pyproject.toml scripts/install_torch.sh scripts/install_sandbox.sh
+	scripts/install_sandbox.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	scripts/install_torch.sh $(VENV)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.guard import protected_hashes  # noqa: E402
+from engine.guard.validate import protected_hashes  # noqa: E402
 from engine.profile import load_profile  # noqa: E402
 from engine.run.databridge import export_site_data, pin_bridge  # noqa: E402
 from engine.run.evaluator import ModelProcess, reported_scores, score_mismatch  # noqa: E402

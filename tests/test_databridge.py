@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.guard import protected_hashes
+from engine.guard.validate import protected_hashes
 from engine.profile import load_profile
 from engine.run.databridge import export_site_data, package_inits, pin_bridge
 from engine.run.runner import evaluation_environment

@@ -332,7 +332,7 @@ _subprocess.Popen(["/bin/sleep", {seconds!r}], start_new_session=True, env={{}},
 def test_the_architecture_probe_runs_sandboxed(tmp_path, monkeypatch):
     import shutil
 
-    from engine.guard import check_models
+    from engine.guard.validate import check_models
     from engine.profile import load_profile
     from engine.run.jobbox import raw_data_paths
 
@@ -344,16 +344,15 @@ def test_the_architecture_probe_runs_sandboxed(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", sentinel)
     model = worktree / profile.task_dir / "model.py"
     original = model.read_text()
-    spec = SandboxSpec(
-        workdir=worktree, readonly=(worktree,), hidden=raw_data_paths(worktree, profile.surface.protected)
-    )
+    assert raw_data_paths(worktree, profile.surface.protected)  # what the probe's default spec hides
     for sandboxed in (True, False):
+        if not sandboxed:  # the same probe where no sandbox works
+            monkeypatch.setenv("AFR_SANDBOX", "none")
+        detect_sandbox.cache_clear()
         leak = tmp_path / f"leak-{sandboxed}.txt"
         seconds = f"{500 + uuid.uuid4().int % 1000}.{uuid.uuid4().int % 1000}"
         model.write_text(original + HOSTILE_MODEL_IMPORT.format(leak=str(leak), seconds=seconds))
-        verdicts = check_models(
-            worktree, profile, ["logreg", "mlp32"], sandbox_spec=spec if sandboxed else None
-        )
+        verdicts = check_models(worktree, profile, ["logreg", "mlp32"])  # the guard's own default
         assert verdicts == {"logreg": "ok", "mlp32": "ok"}  # 13*32+32+33 = 481 parameters, under 2000
         time.sleep(0.5)
         daemons = _marked(f"/bin/sleep {seconds}")
@@ -361,8 +360,10 @@ def test_the_architecture_probe_runs_sandboxed(tmp_path, monkeypatch):
             process.kill()
         if sandboxed:
             assert not leak.exists() and daemons == []
-        else:  # only the sandbox stops these
-            assert leak.read_text() == sentinel and daemons
+        else:  # the key is scrubbed from the environment anyway; only the sandbox stops the daemon
+            assert leak.read_text() == "no key" and daemons
+    monkeypatch.delenv("AFR_SANDBOX")
+    detect_sandbox.cache_clear()
 
 
 SLEEPER_JOB = """

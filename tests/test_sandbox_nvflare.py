@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.guard import protected_hashes
+from engine.guard.validate import protected_hashes
 from engine.profile import load_profile
 from engine.run.databridge import export_site_data, pin_bridge
 from engine.run.evaluator import evaluate, find_saved_model, reported_scores, score_mismatch

@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 
 from engine.guard.contract import check_client_source
 from engine.profile import Profile, Scalar
+from engine.run.jobbox import raw_data_paths
+from engine.run.sandbox import SandboxSpec, wrap
 
 CHECKS = ("surface", "args", "contract", "compile", "model", "integrity")
 
@@ -147,12 +149,10 @@ def check_models(
         "        verdicts[arch] = str(error).splitlines()[0] if str(error) else type(error).__name__\n"
         "print(json.dumps(verdicts))\n"
     )
-    command, env, cwd = [sys.executable, "-c", probe], None, worktree
-    if sandbox_spec is not None:
-        from engine.run.sandbox import wrap  # imported here: guard.py is being moved (issue 11)
-
-        boxed = wrap(command, sandbox_spec)
-        command, env, cwd = boxed.argv, boxed.env, boxed.cwd
+    # Candidate code runs at import: always with an allow-listed environment (no provider key),
+    # and in the sandbox where one works, seeing the worktree read-only and no raw data.
+    boxed = wrap([sys.executable, "-c", probe], sandbox_spec or probe_spec(worktree, profile))
+    command, env, cwd = boxed.argv, boxed.env, boxed.cwd
     try:
         done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -162,6 +162,13 @@ def check_models(
         last = (done.stderr.strip().splitlines() or ["model.py failed to import"])[-1]
         return dict.fromkeys(archs, f"model.py: {last}")
     return json.loads(lines[-1])
+
+
+def probe_spec(worktree: Path, profile: Profile) -> SandboxSpec:
+    """The architecture probe's sandbox: the checkout read-only, its raw data, git and campaigns hidden."""
+    hidden = [*raw_data_paths(worktree, profile.surface.protected)]
+    hidden += [worktree / name for name in (".git", ".afr") if (worktree / name).is_dir()]
+    return SandboxSpec(workdir=worktree, readonly=(worktree,), hidden=tuple(hidden))
 
 
 def check_model(worktree: Path, profile: Profile, arch: str) -> str:
