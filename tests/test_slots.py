@@ -80,5 +80,5 @@ def test_four_gpus_give_four_slots_each_busy_with_its_own_candidate(workspace, m
     # After the baseline, four candidates ran at once, one on each device.
     assert sorted(runner.most_at_once.values()) == ["0", "1", "2", "3"]
     placed = {e.data["id"]: e.data["gpu"] for e in events if e.type is EventType.CANDIDATE_STARTED}
-    assert placed["c001"] == "0" and sorted(placed[c] for c in ("c002", "c003", "c004", "c005")) == gpus
+    assert placed["c001"] in gpus and sorted(placed[c] for c in ("c002", "c003", "c004", "c005")) == gpus
     assert time.monotonic() - started < 5 * 1.5  # not one after the other
