@@ -67,6 +67,7 @@ def main() -> None:
         aggregator=jobs.aggregator_from_args(args),
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
         key_metric="accuracy",
+        model_locator=jobs.model_locator(args),  # what the final evaluation scores (jobs.NVFlareKnobs)
     )
     jobs.run(recipe, args, args.n_clients)
 
