@@ -46,7 +46,7 @@ def runs(root, tmp_path_factory) -> dict:
 def final_weights(result_dir: str) -> dict[str, torch.Tensor]:
     (path,) = Path(result_dir).glob("**/FL_global_model.pt")
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    return saved["model"] if "model" in saved else saved
+    return saved.get("model", saved)
 
 
 @pytest.mark.nvflare
