@@ -134,9 +134,11 @@ def local_train(
     scaffold: ScaffoldState | None = None,
 ) -> float:
     """``steps`` optimiser updates; FedProx adds (mu/2)||w - w_global||^2. Returns the mean loss."""
-    from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
+    proximal = None
+    if fedprox_mu > 0:  # imported only when used: every site process pays for its imports
+        from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
 
-    proximal = PTFedProxLoss(mu=fedprox_mu) if fedprox_mu > 0 else None
+        proximal = PTFedProxLoss(mu=fedprox_mu)
     model.train()
     total = 0.0
     for _ in range(steps):
