@@ -6,25 +6,30 @@ job to exit) and tuned (the lean knobs of ``tasks/shared/jobs.py``, the runner r
 the complete result). The phases come from NVFlare's own log lines (``engine/run_phases.py``):
 start-up (until the sites are up), per round (median of the rounds after the first),
 final evaluation, and the tail from the complete score until the runner returned.
-The scores must be equal; the load average is printed beside the figures since the
-machine may be shared.
+CPU is the user and system time of every process of the run (sampled twice a second, so a
+process's last half second may be missed): on a shared machine it shows what wall time
+cannot. The scores must be equal; the load average is printed beside the figures.
 
     python benchmarks/candidate_time.py [PROFILE ...]     (default: fed_heart_disease)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
+import threading
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.profile import load_profile  # noqa: E402
 from engine.resources import bundle_root  # noqa: E402
-from engine.runner import RunResult, run_job  # noqa: E402
+from engine.runner import RunResult, processes_of_run, run_job  # noqa: E402
 
 TARGETS = {"fed_heart_disease": 30.0}  # seconds per tuned candidate on an idle 2-core CPU
 
@@ -33,19 +38,46 @@ def load() -> str:
     return "/".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+class CpuSampler:
+    """CPU seconds of every process of one run, from samples of their running totals."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+        self.seen: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def start(self, token: str) -> None:
+        self.token = token
+        self.thread.start()
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.5):
+            for process in processes_of_run(self.token):
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    self.seen[process.pid] = times.user + times.system
+
+    def stop(self) -> float:
+        self.done.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        return sum(self.seen.values())
+
+
 def per_round(result: RunResult) -> float | None:
     later = result.round_seconds[1:] or result.round_seconds
     return statistics.median(later) if later else None
 
 
-def row(label: str, result: RunResult, load_before: str) -> str:
+def row(label: str, result: RunResult, cpu: float, load_before: str) -> str:
     def seconds(value: float | None) -> str:
         return f"{value:>9.2f}" if value is not None else f"{'-':>9}"
 
     return (
         f"{label:<8}{seconds(result.startup_seconds)}{seconds(per_round(result))}{seconds(result.rounds_seconds)}"
         f"{seconds(result.final_eval_seconds)}{seconds(result.shutdown_seconds)}{result.runtime_seconds:>9.1f}"
-        f"{result.score:>10.6f}  {load_before} -> {load()}"
+        f"{cpu:>8.1f}{result.score:>10.6f}  {load_before} -> {load()}"
     )
 
 
@@ -54,16 +86,18 @@ def time_profile(root: Path, name: str, scratch: Path) -> None:
     print(f"\n{name}: {profile.budget.n_clients} clients, {profile.budget.num_rounds} rounds (full budget)")
     print(
         f"{'job':<8}{'start-up':>9}{'s/round':>9}{'rounds':>9}{'final ev':>9}{'tail':>9}{'wall s':>9}"
-        f"{'score':>10}  load average 1/5/15 min, before -> after"
+        f"{'CPU s':>8}{'score':>10}  load average 1/5/15 min, before -> after"
     )
     results = {}
     for label, lean in (("untuned", False), ("tuned", True)):
         before = load()
-        result = run_job(root, profile, {}, scratch / f"{name}-{label}", lean=lean)
+        sampler = CpuSampler()
+        result = run_job(root, profile, {}, scratch / f"{name}-{label}", lean=lean, on_start=sampler.start)
+        cpu = sampler.stop()
         if result.status != "ok":
             raise SystemExit(f"{name} {label}: run failed ({result.error}); log {result.log_path}")
         results[label] = result
-        print(row(label, result, before), flush=True)
+        print(row(label, result, cpu, before), flush=True)
     untuned, tuned = results["untuned"], results["tuned"]
     same = "identical" if (untuned.score, untuned.per_site) == (tuned.score, tuned.per_site) else "DIFFERENT"
     verdict = ""
