@@ -157,8 +157,17 @@ def _pump(stream, log, tail: deque, on_line, heard: list[float], clock: PhaseClo
                 on_line(shown)
 
 
-def complete_result(root: Path, profile: Profile, run_dir: Path, since: float, scoring) -> Path | None:
-    """The result directory once its ``cross_val_results.json`` scores every scored client, else None.
+@dataclass
+class CompleteResult:
+    result_dir: Path
+    results_file: Path
+    content: bytes  # the file as it was when it first scored every client
+
+
+def complete_result(
+    root: Path, profile: Profile, run_dir: Path, since: float, scoring
+) -> CompleteResult | None:
+    """NVFlare's result once its ``cross_val_results.json`` scores every scored client, else None.
 
     The file must be newer than ``since`` (a retry reuses the run directory) and parse
     completely: NVFlare writes it in one go, so a half-written file fails to parse.
@@ -168,12 +177,33 @@ def complete_result(root: Path, profile: Profile, run_dir: Path, since: float, s
         try:
             if found.stat().st_mtime < since:
                 continue
+            content = found.read_bytes()
             result_dir = found.parents[3]
             scoring.final_score(result_dir, profile.metric.name, clients)
+            if found.read_bytes() != content:
+                continue  # rewritten meanwhile: look again on the next tick
         except (OSError, ValueError, KeyError):
             continue
-        return result_dir
+        return CompleteResult(result_dir, found, content)
     return None
+
+
+def keep_complete(result: CompleteResult) -> bool:
+    """Put back the complete file if a writer stopped by the runner left it truncated.
+
+    NVFlare 2.9's recipes register two ``ValidationJsonGenerator``s: both write the same
+    content at the end of the run, one after the other, and the second may be stopped
+    mid-write. True when the file had to be restored.
+    """
+    try:
+        if result.results_file.read_bytes() == result.content:
+            return False
+    except OSError:
+        pass
+    partial = result.results_file.with_name(result.results_file.name + ".afr-tmp")
+    partial.write_bytes(result.content)
+    os.replace(partial, result.results_file)
+    return True
 
 
 def run_job(
@@ -220,7 +250,7 @@ def run_job(
     rounds = profile.smoke.get("num_rounds", profile.budget.num_rounds) if smoke else profile.budget.num_rounds
     clock = PhaseClock(started, int(rounds), profile.metric.name)
     timed_out = False
-    result_dir: Path | None = None
+    complete: CompleteResult | None = None
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
@@ -252,20 +282,23 @@ def run_job(
                 stalled = True
                 break
             if watch_result and clock.result_at is None:
-                result_dir = complete_result(root, profile, run_dir, started_wall, scoring)
-                if result_dir is not None:
+                complete = complete_result(root, profile, run_dir, started_wall, scoring)
+                if complete is not None:
                     clock.result_complete(time.monotonic())
                     if lean:
                         break
             time.sleep(0.2)
         if clock.result_at is None and process.returncode == 0:
             clock.result_complete(time.monotonic())
-        early_return = lean and result_dir is not None
+        early_return = lean and complete is not None
         # On timeout, on an early return, and after a normal exit for any worker left behind.
         stop_run(process, token, EARLY_STOP_GRACE_SECONDS if early_return else GRACE_SECONDS)
         pump.join(timeout=5)
         if early_return:
+            restored = keep_complete(complete)
             log.write("afr: result complete; the runner stopped the simulator\n")
+            if restored:
+                log.write("afr: restored cross_val_results.json as first written complete\n")
     runtime = time.monotonic() - started
     returncode = process.returncode
     phases = asdict(clock.phases())
@@ -285,8 +318,7 @@ def run_job(
             "crash",
             next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"),
         )
-    if not early_return:
-        result_dir = Path(json.loads(result_file.read_text())["result_dir"])
+    result_dir = complete.result_dir if early_return else Path(json.loads(result_file.read_text())["result_dir"])
     result = _score(root, profile, result_dir, runtime, log_path, returncode, list(tail))
     for name, value in phases.items():
         setattr(result, name, value)

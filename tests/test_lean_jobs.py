@@ -6,6 +6,8 @@ that a second round starts from an aggregated model; the runner scores both.
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import psutil
@@ -14,7 +16,7 @@ import torch
 
 from engine.profile import load_profile
 from engine.run_phases import PhaseClock
-from engine.runner import job_command, processes_of_run, run_job
+from engine.runner import complete_result, job_command, keep_complete, load_scoring, processes_of_run, run_job
 
 TASKS = ("fed_heart_disease", "leaf_synthetic")
 
@@ -121,3 +123,22 @@ def test_phase_clock_reads_rounds_and_metrics_from_nvflare_lines():
     assert phases.startup_seconds == 7.0  # 4 s to the first round, plus its 3 s over a typical round
     assert phases.rounds_seconds == 6.0 and phases.final_eval_seconds == 1.5
     assert phases.round_metrics == [None, 0.6, 0.8]
+
+
+def test_a_result_counts_only_when_complete_and_is_kept_complete(root, tmp_path):
+    """Half-written or stale files are not a result; a file a stopped writer truncated is put back."""
+    profile = load_profile(root, "fed_heart_disease")
+    scoring = load_scoring(root)
+    results = tmp_path / "nvflare" / "job" / "server" / "simulate_job" / "cross_site_val" / "cross_val_results.json"
+    results.parent.mkdir(parents=True)
+    whole = json.dumps({f"site-{i}": {"SRV_FL_global_model.pt": {"accuracy": 0.5 + i / 10}} for i in range(1, 5)})
+    for partial in (whole[: len(whole) // 2], json.dumps({"site-1": {"SRV_FL_global_model.pt": {"accuracy": 1.0}}})):
+        results.write_text(partial)
+        assert complete_result(root, profile, tmp_path, 0.0, scoring) is None
+    results.write_text(whole)
+    assert complete_result(root, profile, tmp_path, time.time() + 60, scoring) is None  # older than the run
+    found = complete_result(root, profile, tmp_path, 0.0, scoring)
+    assert found is not None and found.result_dir == tmp_path / "nvflare" / "job"
+    assert keep_complete(found) is False
+    results.write_text(whole[:10])  # a second writer, stopped mid-write
+    assert keep_complete(found) is True and results.read_text() == whole
