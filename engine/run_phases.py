@@ -33,10 +33,10 @@ PREFIX = "afr: "
 class Phases:
     """Seconds per phase of one run; None where the run never reached that phase."""
 
-    # Job start -> the sites are up: the first round also waits for the site processes to
-    # start, so its excess over a typical later round counts as start-up.
+    # Job start -> NVFlare's server started the first round. The site processes start
+    # meanwhile, so the first round's duration includes the rest of their start-up.
     startup_seconds: float | None = None
-    rounds_seconds: float | None = None  # the rest of training, up to its end
+    rounds_seconds: float | None = None  # first round started -> training finished
     final_eval_seconds: float | None = None  # training finished -> score complete
     rounds_completed: int = 0
     round_seconds: list[float] = field(default_factory=list)  # each completed round, first included
@@ -102,13 +102,10 @@ class PhaseClock:
 
         ends = self.round_starts[1:] + ([self.finished_training_at] if self.finished_training_at else [])
         durations = [end - start for start, end in zip(self.round_starts, ends, strict=False)]
-        startup_end = self.round_starts[0] if self.round_starts else None
-        if len(durations) >= 2:
-            later = sorted(durations[1:])
-            startup_end += max(durations[0] - later[len(later) // 2], 0.0)
+        first_round = self.round_starts[0] if self.round_starts else None
         return Phases(
-            startup_seconds=span(self.started, startup_end),
-            rounds_seconds=span(startup_end, self.finished_training_at),
+            startup_seconds=span(self.started, first_round),
+            rounds_seconds=span(first_round, self.finished_training_at),
             final_eval_seconds=span(self.finished_training_at, self.result_at),
             rounds_completed=len(durations),
             round_seconds=[round(d, 3) for d in durations],

@@ -31,7 +31,7 @@ from engine.profile import Profile, Scalar
 from engine.run_phases import PhaseClock
 
 GRACE_SECONDS = 10.0
-EARLY_STOP_GRACE_SECONDS = 3.0  # the score is already complete: nothing of the run is still needed
+EARLY_STOP_GRACE_SECONDS = 1.0  # the score is already complete: nothing of the run is still needed
 RESULT_GLOB = "*/server/*/cross_site_val/cross_val_results.json"  # under the run's NVFlare workspace
 RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
 CRASH_SCORE = 0.0

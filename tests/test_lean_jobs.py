@@ -120,8 +120,7 @@ def test_phase_clock_reads_rounds_and_metrics_from_nvflare_lines():
     ]
     phases = clock.phases()
     assert phases.round_seconds == [5.0, 2.0, 2.0] and phases.rounds_completed == 3
-    assert phases.startup_seconds == 7.0  # 4 s to the first round, plus its 3 s over a typical round
-    assert phases.rounds_seconds == 6.0 and phases.final_eval_seconds == 1.5
+    assert phases.startup_seconds == 4.0 and phases.rounds_seconds == 9.0 and phases.final_eval_seconds == 1.5
     assert phases.round_metrics == [None, 0.6, 0.8]
 
 
