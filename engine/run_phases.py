@@ -72,7 +72,9 @@ class PhaseClock:
             out += self._close_round()
             self.finished_training_at = now
             out.append(f"{PREFIX}final evaluation")
-        elif (match := SITE_METRIC.search(line)) and self.rounds_started and self.finished_training_at is None:
+        elif (
+            (match := SITE_METRIC.search(line)) and self.rounds_started and self.finished_training_at is None
+        ):
             with contextlib.suppress(ValueError):
                 self._site_values[match.group(2)] = float(match.group(1))
         return out

@@ -39,7 +39,9 @@ def runs(root, tmp_path_factory) -> dict:
             # Checked at once, before another run starts: nothing of this run may still live.
             left = [p.pid for p in processes_of_run(tokens[0])]
             mentioning = [
-                p.pid for p in psutil.process_iter(["cmdline"]) if str(run_dir) in " ".join(p.info["cmdline"] or [])
+                p.pid
+                for p in psutil.process_iter(["cmdline"])
+                if str(run_dir) in " ".join(p.info["cmdline"] or [])
             ]
             done[name, lean] = {"result": result, "left": left, "mentioning": mentioning, "run_dir": run_dir}
     return done
@@ -128,10 +130,17 @@ def test_a_result_counts_only_when_complete_and_is_kept_complete(root, tmp_path)
     """Half-written or stale files are not a result; a file a stopped writer truncated is put back."""
     profile = load_profile(root, "fed_heart_disease")
     scoring = load_scoring(root)
-    results = tmp_path / "nvflare" / "job" / "server" / "simulate_job" / "cross_site_val" / "cross_val_results.json"
+    results = (
+        tmp_path / "nvflare" / "job" / "server" / "simulate_job" / "cross_site_val" / "cross_val_results.json"
+    )
     results.parent.mkdir(parents=True)
-    whole = json.dumps({f"site-{i}": {"SRV_FL_global_model.pt": {"accuracy": 0.5 + i / 10}} for i in range(1, 5)})
-    for partial in (whole[: len(whole) // 2], json.dumps({"site-1": {"SRV_FL_global_model.pt": {"accuracy": 1.0}}})):
+    whole = json.dumps(
+        {f"site-{i}": {"SRV_FL_global_model.pt": {"accuracy": 0.5 + i / 10}} for i in range(1, 5)}
+    )
+    for partial in (
+        whole[: len(whole) // 2],
+        json.dumps({"site-1": {"SRV_FL_global_model.pt": {"accuracy": 1.0}}}),
+    ):
         results.write_text(partial)
         assert complete_result(root, profile, tmp_path, 0.0, scoring) is None
     results.write_text(whole)

@@ -96,7 +96,10 @@ def read_cache() -> tuple[Site, ...] | None:
                 Site(
                     f"site-{number}",
                     hospital,
-                    *(Split(stored[f"{hospital}_{part}_x"], stored[f"{hospital}_{part}_y"]) for part in PARTS),
+                    *(
+                        Split(stored[f"{hospital}_{part}_x"], stored[f"{hospital}_{part}_y"])
+                        for part in PARTS
+                    ),
                 )
                 for number, hospital in enumerate(HOSPITALS, start=1)
             )
@@ -111,7 +114,10 @@ def write_cache(sites: tuple[Site, ...]) -> None:
     for site in sites:
         for part in PARTS:
             split = getattr(site, part)
-            arrays[f"{site.hospital}_{part}_x"], arrays[f"{site.hospital}_{part}_y"] = split.features, split.labels
+            arrays[f"{site.hospital}_{part}_x"], arrays[f"{site.hospital}_{part}_y"] = (
+                split.features,
+                split.labels,
+            )
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tasks.shared.aggregators import AGGREGATOR_CHOICES, build_aggregator
 from tasks.shared.scoring import final_score
+from tasks.shared.site_runtime import POLL_VAR
 
 TASKS_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,13 +45,30 @@ class NVFlareKnobs:
     # Final global evaluation scores only FL_global_model.pt (what afr reads), not also
     # the "best" model NVFlare's model selector saved.
     final_model_only: bool
+    # How often a site's in-process Client API looks for the trainer's result and for the
+    # next task: NVFlare 2.9 fixes it at 0.5 s with no setting (in_process_backend.py
+    # _RESULT_POLL_INTERVAL); each site process applies this value to itself through
+    # tasks/shared/site_runtime.py (the task's client.py calls it after flare.init()).
+    client_poll_interval: float
 
 
 # NVFlare 2.9's own defaults: what an untuned job runs with (``--no-lean``).
-STOCK = NVFlareKnobs(task_request_interval=2.0, task_check_period=0.5, threads_per_site=0, final_model_only=False)
+STOCK = NVFlareKnobs(
+    task_request_interval=2.0,
+    task_check_period=0.5,
+    threads_per_site=0,
+    final_model_only=False,
+    client_poll_interval=0.5,
+)
 # One machine: sites answer within milliseconds, and several site processes share few cores,
 # where more than one OpenMP thread each only spin-waits on tiny models.
-LEAN = NVFlareKnobs(task_request_interval=0.1, task_check_period=0.02, threads_per_site=1, final_model_only=True)
+LEAN = NVFlareKnobs(
+    task_request_interval=0.1,
+    task_check_period=0.02,
+    threads_per_site=1,
+    final_model_only=True,
+    client_poll_interval=0.02,
+)
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -80,13 +98,16 @@ def add_knob_args(parser: argparse.ArgumentParser) -> None:
     )
     knobs.add_argument("--task_request_interval", type=float, default=None, help="seconds, > 0")
     knobs.add_argument("--task_check_period", type=float, default=None, help="seconds, > 0")
-    knobs.add_argument("--threads_per_site", type=int, default=None, help="torch threads per process; 0: default")
+    knobs.add_argument(
+        "--threads_per_site", type=int, default=None, help="torch threads per process; 0: default"
+    )
     knobs.add_argument(
         "--final_model_only",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="evaluate only the final global model at the end",
     )
+    knobs.add_argument("--client_poll_interval", type=float, default=None, help="seconds, > 0")
 
 
 def knobs_from_args(args: argparse.Namespace) -> NVFlareKnobs:
@@ -97,8 +118,10 @@ def knobs_from_args(args: argparse.Namespace) -> NVFlareKnobs:
         for name in NVFlareKnobs.__dataclass_fields__
     }
     knobs = NVFlareKnobs(**chosen)
-    if knobs.task_request_interval <= 0 or knobs.task_check_period <= 0:
-        raise SystemExit("error: --task_request_interval and --task_check_period must be > 0")
+    if min(knobs.task_request_interval, knobs.task_check_period, knobs.client_poll_interval) <= 0:
+        raise SystemExit(
+            "error: --task_request_interval, --task_check_period and --client_poll_interval must be > 0"
+        )
     if knobs.threads_per_site < 0:
         raise SystemExit("error: --threads_per_site must be >= 0")
     return knobs
@@ -124,6 +147,11 @@ def apply_knobs(recipe, knobs: NVFlareKnobs) -> None:
         raise RuntimeError("NVFlare's server workflows changed shape: cannot set task_check_period")
     for controller in controllers:
         controller._task_check_period = float(knobs.task_check_period)
+    # Inherited by the site processes; at NVFlare's own value nothing is patched.
+    if knobs.client_poll_interval == STOCK.client_poll_interval:
+        os.environ.pop(POLL_VAR, None)
+    else:
+        os.environ[POLL_VAR] = repr(knobs.client_poll_interval)
     if knobs.threads_per_site:
         import torch
 
