@@ -52,7 +52,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    tune_client_api(flare.init())  # NVFlare settings the job asked this site process to apply
+    flare.init()
+    tune_client_api()  # NVFlare settings the job asked this site process to apply
     site_name = flare.get_site_name()
     seed = site_seed(args.seed, site_name)
     seed_everything(seed)

@@ -17,13 +17,16 @@ import os
 POLL_VAR = "AFR_CLIENT_POLL_INTERVAL"
 
 
-def tune_client_api(context) -> None:
-    """Apply the requested poll interval to this process's in-process Client API (``flare.init()``'s context)."""
+def tune_client_api() -> None:
+    """Apply the requested poll interval to this process's in-process Client API (after ``flare.init()``)."""
     value = os.environ.get(POLL_VAR)
     if not value:
         return
     interval = float(value)
     from nvflare.app_common.executors.client_api import in_process_backend
+    from nvflare.client.api import get_context
+
+    context = get_context()
 
     if hasattr(in_process_backend, "_RESULT_POLL_INTERVAL"):
         in_process_backend._RESULT_POLL_INTERVAL = interval
