@@ -173,6 +173,9 @@ class RunSettings(Strict):
     # load); a job silent this long is stopped and run once more.
     stall_seconds: PositiveInt = 240
     parallel: PositiveInt | None = None  # the campaign's default width; else one slot per GPU, else 1
+    # torch intra-op threads per NVFlare process (the job's --threads_per_site); None: the
+    # job's default (1 for a lean job), 0: torch's default of one per core.
+    threads_per_site: int | None = Field(default=None, ge=0)
 
 
 class Watchdog(Strict):

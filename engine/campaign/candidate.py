@@ -74,4 +74,12 @@ class Candidate:
             )
             # Everything but the NVFlare job: proposing, git, validation, review, ledger.
             record["timings"]["engine_seconds"] = max(0.0, now - self.proposed - result.runtime_seconds)
+            # Inside the NVFlare job, from its log (engine/run/phases.py); None where not reached.
+            record["timings"].update(
+                nvflare_startup_seconds=result.startup_seconds,
+                rounds_seconds=result.rounds_seconds,
+                final_eval_seconds=result.final_eval_seconds,
+                shutdown_seconds=result.shutdown_seconds,
+            )
+            record["round_metrics"] = result.round_metrics
         return record

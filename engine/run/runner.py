@@ -4,6 +4,10 @@ The job runs in its own session with its own NVFlare workspace and log file; on 
 every process of the run gets SIGTERM, a grace period, then SIGKILL, so no simulator
 server or client is left behind. The score is read from NVFlare's own ``cross_val_results.json``,
 not from what the job prints.
+
+A lean run (the default) returns as soon as ``cross_val_results.json`` holds the final model's
+metric for every scored client: NVFlare writes that file once, at the end of the run, and the
+simulator then takes several seconds more to shut down; the runner stops it instead.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from pathlib import Path
 import psutil
 
 from engine.profile import Profile, Scalar
+from engine.run.phases import PhaseClock
 from engine.store.redact import redact
 
 GRACE_SECONDS = 10.0
+EARLY_STOP_GRACE_SECONDS = 1.0  # the score is already complete: nothing of the run is still needed
+RESULT_GLOB = "*/server/*/cross_site_val/cross_val_results.json"  # under the run's NVFlare workspace
 RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
 CRASH_SCORE = 0.0
 EVALUATION_SUBSETS = ("validation", "heldout", "full")
@@ -43,6 +50,15 @@ class RunResult:
     returncode: int | None
     log_tail: list[str] = field(default_factory=list)
     error: str = ""
+    # Where the time went (engine/run/phases.py); None where the run never got that far.
+    startup_seconds: float | None = None
+    rounds_seconds: float | None = None
+    final_eval_seconds: float | None = None
+    rounds_completed: int = 0
+    round_seconds: list[float] = field(default_factory=list)
+    round_metrics: list[float | None] = field(default_factory=list)
+    shutdown_seconds: float | None = None  # score complete -> runner returned (processes ended)
+    early_return: bool = False  # returned on the complete result, before the simulator exited
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,8 +72,12 @@ def job_command(
     env: str,
     smoke: bool,
     seed: int | None = None,
+    lean: bool = True,
 ) -> list[str]:
     job = root / profile.task_dir / profile.job
+    knobs = [] if lean else ["--no-lean"]
+    if profile.run.threads_per_site is not None:
+        knobs += ["--threads_per_site", str(profile.run.threads_per_site)]
     return [
         sys.executable,
         "-u",
@@ -69,6 +89,7 @@ def job_command(
         str(run_dir / "nvflare"),
         "--result_json",
         str(run_dir / "job_result.json"),
+        *knobs,
     ]
 
 
@@ -122,16 +143,69 @@ def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS
     process.poll()
 
 
-def _pump(stream, log, tail: deque, on_line, heard: list[float]) -> None:
+def _pump(stream, log, tail: deque, on_line, heard: list[float], clock: PhaseClock) -> None:
     for line in stream:
         heard[0] = time.monotonic()
         line = redact(line)  # candidate code may print a key: job.log, the journal and the cockpit never see it
         log.write(line)
-        log.flush()
         line = line.rstrip("\n")
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
+        derived = clock.feed(line, heard[0])
+        for extra in derived:
+            log.write(extra + "\n")
+        log.flush()
+        for shown in [line, *derived]:
+            tail.append(shown)
+            if on_line is not None:
+                on_line(shown)
+
+
+@dataclass
+class CompleteResult:
+    result_dir: Path
+    results_file: Path
+    content: bytes  # the file as it was when it first scored every client
+
+
+def complete_result(
+    root: Path, profile: Profile, run_dir: Path, since: float, scoring
+) -> CompleteResult | None:
+    """NVFlare's result once its ``cross_val_results.json`` scores every scored client, else None.
+
+    The file must be newer than ``since`` (a retry reuses the run directory) and parse
+    completely: NVFlare writes it in one go, so a half-written file fails to parse.
+    """
+    clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
+    for found in (run_dir / "nvflare").glob(RESULT_GLOB):
+        try:
+            if found.stat().st_mtime < since:
+                continue
+            content = found.read_bytes()
+            result_dir = found.parents[3]
+            scoring.final_score(result_dir, profile.metric.name, clients)
+            if found.read_bytes() != content:
+                continue  # rewritten meanwhile: look again on the next tick
+        except (OSError, ValueError, KeyError):
+            continue
+        return CompleteResult(result_dir, found, content)
+    return None
+
+
+def keep_complete(result: CompleteResult) -> bool:
+    """Put back the complete file if a writer stopped by the runner left it truncated.
+
+    NVFlare 2.9's recipes register two ``ValidationJsonGenerator``s: both write the same
+    content at the end of the run, one after the other, and the second may be stopped
+    mid-write. True when the file had to be restored.
+    """
+    try:
+        if result.results_file.read_bytes() == result.content:
+            return False
+    except OSError:
+        pass
+    partial = result.results_file.with_name(result.results_file.name + ".afr-tmp")
+    partial.write_bytes(result.content)
+    os.replace(partial, result.results_file)
+    return True
 
 
 def run_job(
@@ -150,8 +224,12 @@ def run_job(
     stall_seconds: float | None = None,
     subset: str = "validation",
     sandbox_spec=None,
+    lean: bool = True,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
+
+    ``lean`` runs the job with its single-machine NVFlare knobs and returns on the complete
+    result (simulation only); ``lean=False`` runs NVFlare's defaults and waits for the job to exit.
 
     ``subset`` is the part of each client's evaluation split it is scored on: "validation"
     (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
@@ -161,7 +239,7 @@ def run_job(
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
-    command = job_command(root, profile, args, run_dir, env, smoke, seed)
+    command = job_command(root, profile, args, run_dir, env, smoke, seed, lean)
     token = uuid.uuid4().hex
     run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token, **evaluation_environment(profile, subset)}
     if gpu is not None:
@@ -171,8 +249,14 @@ def run_job(
     stall_seconds = profile.run.stall_seconds if stall_seconds is None else stall_seconds
     tail: deque[str] = deque(maxlen=40)
     started = time.monotonic()
+    started_wall = time.time() - 1.0  # file times are coarser than the clock
+    watch_result = env == "sim"  # a POC job copies its result out before it exits: wait for it
+    scoring = load_scoring(root) if watch_result else None
+    rounds = profile.smoke.get("num_rounds", profile.budget.num_rounds) if smoke else profile.budget.num_rounds
+    clock = PhaseClock(started, int(rounds), profile.metric.name)
     timed_out = False
     cwd = root
+    complete: CompleteResult | None = None
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
@@ -192,7 +276,9 @@ def run_job(
         if on_start is not None:
             on_start(token)  # lets a resumed engine find and kill this run's processes
         heard = [time.monotonic()]
-        pump = threading.Thread(target=_pump, args=(process.stdout, log, tail, on_line, heard), daemon=True)
+        pump = threading.Thread(
+            target=_pump, args=(process.stdout, log, tail, on_line, heard, clock), daemon=True
+        )
         pump.start()
         stalled = False
         while process.poll() is None:
@@ -203,26 +289,53 @@ def run_job(
             if stall_seconds and now - heard[0] > stall_seconds:
                 stalled = True
                 break
+            if watch_result and clock.result_at is None:
+                complete = complete_result(root, profile, run_dir, started_wall, scoring)
+                if complete is not None:
+                    clock.result_complete(time.monotonic())
+                    if lean:
+                        break
             time.sleep(0.2)
-        stop_run(process, token)  # on timeout, and after a normal exit for any worker left behind
+        if clock.result_at is None and process.returncode == 0:
+            clock.result_complete(time.monotonic())
+        early_return = lean and complete is not None
+        # On timeout, on an early return, and after a normal exit for any worker left behind.
+        stop_run(process, token, EARLY_STOP_GRACE_SECONDS if early_return else GRACE_SECONDS)
         pump.join(timeout=5)
+        if early_return:
+            restored = keep_complete(complete)
+            log.write("afr: result complete; the runner stopped the simulator\n")
+            if restored:
+                log.write("afr: restored cross_val_results.json as first written complete\n")
     runtime = time.monotonic() - started
     returncode = process.returncode
+    phases = asdict(clock.phases())
 
     def failed(status: str, error: str) -> RunResult:
-        return RunResult(status, CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), error)
+        return RunResult(
+            status, CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), error, **phases
+        )
 
     if stalled:
         return failed("stalled", f"no output for {stall_seconds:.0f} s: the NVFlare job stalled")
     if timed_out:
         return failed("timeout", f"timed out after {timeout:.0f} s")
     result_file = run_dir / "job_result.json"
-    if returncode != 0 or not result_file.is_file():
+    if not early_return and (returncode != 0 or not result_file.is_file()):
         return failed(
             "crash",
             next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"),
         )
-    return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
+    result_dir = complete.result_dir if early_return else Path(json.loads(result_file.read_text())["result_dir"])
+    result = _score(root, profile, result_dir, runtime, log_path, returncode, list(tail))
+    for name, value in phases.items():
+        setattr(result, name, value)
+    result.early_return = early_return
+    result.shutdown_seconds = None if clock.result_at is None else round(started + runtime - clock.result_at, 3)
+    if result.status == "ok":
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"afr: score: {result.score:.6f}\n")
+    return result
 
 
 def _sandboxed(command: list[str], run_vars: dict[str, str], spec) -> tuple[list[str], dict[str, str], Path]:
@@ -242,13 +355,12 @@ def load_scoring(root: Path):
     return module
 
 
-def _score(root, profile, result_file, runtime, log_path, returncode, tail) -> RunResult:
+def _score(root, profile, result_dir: Path, runtime, log_path, returncode, tail) -> RunResult:
     """Re-read the score from NVFlare's results with the workspace's protected scoring code."""
     final_score = load_scoring(root).final_score
-    reported = json.loads(result_file.read_text())
     clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
     try:
-        score, per_site = final_score(reported["result_dir"], profile.metric.name, clients)
+        score, per_site = final_score(result_dir, profile.metric.name, clients)
     except (OSError, ValueError, KeyError) as error:
         return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, tail, str(error))
-    return RunResult("ok", score, per_site, runtime, str(log_path), reported["result_dir"], returncode, tail)
+    return RunResult("ok", score, per_site, runtime, str(log_path), str(result_dir), returncode, tail)
