@@ -28,7 +28,9 @@ def workspace(tmp_path_factory):
     root, _ = init_workspace(tmp_path_factory.mktemp("direction") / "ws")
     text = (root / "profiles" / "fed_heart_disease.toml").read_text()
     text = text.replace('name = "fed_heart_disease"', 'name = "heart_loss"', 1)
-    text = text.replace('name = "accuracy"\ndirection = "maximize"', 'name = "log_loss"\ndirection = "minimize"')
+    text = text.replace(
+        'name = "accuracy"\ndirection = "maximize"', 'name = "log_loss"\ndirection = "minimize"'
+    )
     text = text.replace('"profiles/fed_heart_disease.toml"', '"profiles/heart_loss.toml"')
     (root / "profiles" / "heart_loss.toml").write_text(text)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
