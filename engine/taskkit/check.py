@@ -124,7 +124,10 @@ class TaskCheck:
     # -- the checks, cheapest first ------------------------------------------------------
 
     def check_profile(self) -> str:
-        self.profile = load_profile(self.root, self.profile_name)
+        name = self.profile_name
+        if not Path(name).is_absolute() and (self.root / name).is_file():
+            name = str(self.root / name)  # a path relative to the workspace, wherever afr runs from
+        self.profile = load_profile(self.root, name)
         return f"{self.profile.name}: valid, every path exists ({self.profile.task_dir})"
 
     def check_contract(self) -> str:
