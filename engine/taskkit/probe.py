@@ -72,6 +72,10 @@ def _sorted_rows(rows: np.ndarray) -> np.ndarray:
 def probe_subsets(module_name: str, num_clients: int, fixed: dict, fraction: str, seed: str) -> list[dict]:
     module = importlib.import_module(module_name)
     accepted = inspect.signature(module.load_site).parameters
+    if "environ" not in accepted:
+        raise SystemExit(
+            "data.py: load_site takes no environ= argument, so no trusted process can pick its subset"
+        )
     kwargs = {k: v for k, v in fixed.items() if k in accepted}
     for alias in ("num_sites", "num_clients", "n_clients"):
         if alias in accepted:
