@@ -290,7 +290,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         columns, lines = shutil.get_terminal_size((100, 30))
         rows = Ledger(Path(info["directory"])).rows()
         size = {"width": min(columns, 140), "height": max(12, min(lines - 4, 30))}
-        print(terminal_plot(rows, info["tag"], color=sys.stdout.isatty(), **size))
+        print(terminal_plot(rows, info["tag"], maximize=info["maximize"], color=sys.stdout.isatty(), **size))
     return 0
 
 

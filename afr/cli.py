@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from afr import evidence_commands, tool_command
+from afr import evidence_commands, task_commands, tool_command
 from afr.agent_options import add_agent_arguments
 from afr.campaign_commands import (
     cmd_attach,
@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evidence_commands.add_commands(commands, positive_int)  # repeat, heldout, compare, report
     tool_command.add_command(commands)  # the agent's read-only tools, for external agents
+    task_commands.add_commands(commands)  # task new, task check
     for subcommand in commands.choices.values():
         subcommand.formatter_class = HelpFormatter  # every option's default in --help
     return parser

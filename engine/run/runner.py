@@ -83,6 +83,10 @@ def job_command(
         "-u",
         str(job),
         *profile.job_flags(args, smoke=smoke, seed=seed),
+        "--metric",  # the profile's metric and direction, so the job's NVFlare key metric agrees
+        profile.metric.name,
+        "--metric_direction",
+        profile.metric.direction,
         "--env",
         env,
         "--workspace",
