@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default=None, help="profile name or path (default: fed_heart_disease)")
     run.add_argument("--workspace", type=Path, default=None)
     run.add_argument("--tag", default=None, help="campaign tag: [a-z0-9._-] with a YYYYMMDD date")
-    run.add_argument("--proposer", choices=["scripted", "llm"], default="scripted")
+    run.add_argument("--proposer", choices=["scripted", "tpe", "llm"], default="scripted")
     run.add_argument("--model", default=None, help="LiteLLM model string, e.g. openai/gpt-4o-mini")
     run.add_argument("--api-base", default=None, help="OpenAI-compatible server, e.g. a local vLLM")
     run.add_argument("--fallback-model", default=None)
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--match", default=None, metavar="TAG", help="a same-budget control: TAG's profile, cap and budget"
+    )
+    run.add_argument(
+        "--no-confirm", action="store_true", help="keep on the campaign seed alone (skip [review] confirm_seeds)"
     )
     run.set_defaults(handler=cmd_run)
 

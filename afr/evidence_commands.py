@@ -176,6 +176,7 @@ def apply_match(root: Path, args: argparse.Namespace) -> None:
     args.env = options.get("env", args.env)
     if args.seed is None:
         args.seed = options.get("seed")
+    args.no_confirm = not options.get("confirm", False)  # the same keep rule as TAG
     print(
         f"afr: same-budget control of {matched.tag}: profile {name}, {args.max_candidates} candidates"
         f"{', smoke budget' if args.smoke else ''}",

@@ -16,6 +16,7 @@ STATUS_STYLE = {
     "running": "bold dodger_blue1",
     "awaiting": "bold yellow",
     "rejected": "dark_orange",
+    "confirming": "bold yellow",
 }
 STATUS_LABEL = {"running": "▶ running", "awaiting": "? awaiting"}
 FINAL_STATUSES = ("keep", "discard", "crash", "literature", "rejected")
@@ -39,6 +40,7 @@ class CandidateView:
     note: str = ""
     run_dir: str = ""
     started: float | None = None
+    confirming: str = ""  # "1/2": confirmation seeds done of total, while confirming
 
 
 @dataclass
@@ -299,6 +301,12 @@ class CockpitModel:
             self.running.remove(candidate.id)
         changes.rows.add(candidate.id)
         changes.header = True
+
+    def _on_candidate_confirming(self, event: Event, data: dict, changes: Changes) -> None:
+        candidate = self._candidate(data["id"])
+        candidate.status = "confirming"
+        candidate.confirming = f"{data.get('done', 0)}/{data.get('total', 0)}"
+        changes.rows.add(candidate.id)
 
     def _on_candidate_reviewed(self, event: Event, data: dict, changes: Changes) -> None:
         candidate = self._candidate(data["id"])

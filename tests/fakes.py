@@ -22,7 +22,10 @@ class FakeRunner:
         crash_when: dict | None = None,
         stalls: int = 0,
         crash_if: Callable[[dict], bool] | None = None,
+        shift: Callable[[dict, int], float] | None = None,
     ) -> None:
+        # Added to the score for (args, seed): a seed-dependent effect such as a lucky seed.
+        self.shift = shift or (lambda args, seed: 0.0)
         self.stalls = stalls  # the first ``stalls`` calls report a stalled NVFlare job
         self.delay = delay
         self.crash_when = crash_when or {}
@@ -50,6 +53,7 @@ class FakeRunner:
             0.6
             + 0.1 * math.exp(-((math.log10(lr) + 2.0) ** 2))
             + (0.02 if full.get("aggregator") == "fedadam" else 0)
+            + self.shift(dict(args), options.get("seed") or profile.budget.seed)
         )
         log.write_text(f"score: {score:.6f}\n")
         if options.get("on_line"):

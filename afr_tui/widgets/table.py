@@ -122,7 +122,7 @@ class CandidateTable(DataTable):
         return (
             Text(mark + candidate.id, style="bold green" if best else ""),
             Text(STATUS_LABEL.get(candidate.status, candidate.status), style=style),
-            "" if no_score else f"{candidate.score:.4f}",
+            candidate.confirming if candidate.status == "confirming" else ("" if no_score else f"{candidate.score:.4f}"),
             "" if delta is None else ("best" if best else ("±0" if abs(delta) < 5e-5 else f"{delta:+.4f}")),
             runtime_text(candidate.runtime),
             "" if candidate.target == "literature" else candidate.target,

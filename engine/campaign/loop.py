@@ -12,11 +12,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
 from engine.campaign.candidate import Candidate
+from engine.campaign.confirm import Confirmer, ConfirmRun
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
@@ -74,6 +75,7 @@ class Campaign:
         self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
         self._slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
+        self.confirmer = Confirmer(self)  # confirmation before keep ([review] confirm_seeds)
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -180,6 +182,7 @@ class Campaign:
         self.set_state("running")
         self._slots = Slots(self.options.parallel, self._execute, self._may_start)
         try:
+            self.confirmer.restore(self._slots)
             self._loop(self._slots)
         finally:
             self._slots.close()
@@ -190,6 +193,9 @@ class Campaign:
             self._review(slots.finished())
             if self.stop_requested:
                 for candidate in slots.take_unstarted():
+                    if isinstance(candidate, ConfirmRun):  # the candidate stays unreviewed: a resume confirms it
+                        self.confirmer.dropped(candidate)
+                        continue
                     self.in_flight.pop(candidate.id, None)
                     self.finalise(candidate, "rejected", error="not run: the campaign stopped first")
                     self.repo.remove_worktree(candidate.id)
@@ -205,13 +211,13 @@ class Campaign:
                 with self._cond:
                     self._cond.wait(timeout=0.5)
                 continue
-            reason = self._cap_reached(slots.in_flight)
+            reason = self._cap_reached(len(self.in_flight))
             if reason and not slots.in_flight:
                 self.checkpoint()
                 self.set_state("finished")
                 self.emit(EventType.FINISHED, reason=reason, best=self.best_row())
                 return
-            if reason or slots.in_flight >= self._work_ahead_limit(slots):
+            if reason or len(self.in_flight) >= self._work_ahead_limit(slots):
                 self._review(slots.finished(timeout=0.5))
                 continue
             self.set_state("running")
@@ -381,7 +387,9 @@ class Campaign:
         self.emit(EventType.DECISION, id=cid, decision="approve", note=decision.note)
         return True
 
-    def _execute(self, candidate: Candidate, slot: int) -> RunResult:
+    def _execute(self, candidate: Candidate | ConfirmRun, slot: int) -> RunResult:
+        if isinstance(candidate, ConfirmRun):
+            return self.confirmer.execute(candidate, slot)
         cid = candidate.id
         run_dir = self.dir / "runs" / cid
         gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
@@ -433,6 +441,9 @@ class Campaign:
     def _review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
         """Each finished candidate against the best known at that moment (earlier ones included)."""
         for candidate, result in finished:
+            if isinstance(candidate, ConfirmRun):
+                self.confirmer.finished(candidate, result)
+                continue
             score = result.score if result.status == "ok" else None
             status = review_batch(
                 {candidate.id: score},
@@ -440,6 +451,10 @@ class Campaign:
                 self.profile.maximize,
                 self.profile.watchdog.min_delta,
             )[candidate.id]
+            if score is not None and self.confirmer.enabled():
+                status = self.confirmer.gate(candidate, result)  # against the best kept, or confirm first
+                if status is None:
+                    continue
             self._record(candidate, result, status)
             if status == "keep" or len(self.ledger.rows()) % CHECKPOINT_EVERY == 0:
                 self.checkpoint()
@@ -450,7 +465,14 @@ class Campaign:
         if rows:
             self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows")
 
-    def _record(self, candidate: Candidate, result: RunResult, status: str) -> None:
+    def record_confirmed(self, candidate: Candidate, result: RunResult, status: str, verdict: dict) -> None:
+        """A confirmation's outcome; its runs count in the candidate's runtime (results.tsv too)."""
+        total = result.runtime_seconds + float(verdict.get("runtime_seconds") or 0.0)
+        self._record(candidate, replace(result, runtime_seconds=total), status, {"confirmation": verdict})
+        if status == "keep":
+            self.checkpoint()
+
+    def _record(self, candidate: Candidate, result: RunResult, status: str, extra: dict | None = None) -> None:
         cid, spec = candidate.id, candidate.spec
         self.in_flight.pop(cid, None)
         commit = candidate.commit
@@ -470,7 +492,7 @@ class Campaign:
                 f"runs/{cid}",
             )
         )
-        self.finalise(candidate, status, result=result)
+        self.finalise(candidate, status, result=result, extra=extra)
         self.repo.remove_worktree(cid)
         self.emit(
             EventType.CANDIDATE_REVIEWED,
@@ -489,10 +511,10 @@ class Campaign:
         result: RunResult | None = None,
         error: str = "",
         human: dict | None = None,
+        extra: dict | None = None,
     ) -> None:
-        self.ledger.append_candidate(
-            candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
-        )
+        record = candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
+        self.ledger.append_candidate({**record, **(extra or {})})
 
     def kill_running(self) -> None:
         """Kill the NVFlare processes of every running candidate (the engine is exiting hard)."""

@@ -34,7 +34,8 @@ def override(campaign: Campaign, command: Command) -> None:
 
 def recover_interrupted(campaign: Campaign) -> None:
     """A candidate that was running when the engine died is recorded as a crash."""
-    for cid, info in campaign.journal.unfinished(set(campaign.final_records())).items():
+    confirming = set(campaign.confirmer.interrupted())  # continued by the confirmer, not crashed
+    for cid, info in campaign.journal.unfinished(set(campaign.final_records()) | confirming).items():
         for process in processes_of_run(info.get("token", "-")):
             process.kill()
         proposal = info.get("proposal", {})
