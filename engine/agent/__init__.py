@@ -1,4 +1,4 @@
-"""Where candidates come from: ``scripted`` (offline scalar HPO) and ``llm`` (a LiteLLM agent)."""
+"""Where candidates come from: ``scripted`` (offline scalar HPO), ``tpe`` (Optuna) and ``llm`` (a LiteLLM agent)."""
 
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer, ProposerError
 
@@ -18,6 +18,10 @@ def build_proposer(options) -> Proposer:
         from engine.agent.scripted import ScriptedProposer
 
         return ScriptedProposer()
+    if options.proposer == "tpe":
+        from engine.agent.tpe import TPEProposer
+
+        return TPEProposer()
     if options.proposer == "llm":
         if not options.model:
             raise ValueError("the llm proposer needs --model (any LiteLLM model string)")
@@ -31,4 +35,4 @@ def build_proposer(options) -> Proposer:
             max_steps=options.max_steps,
             max_completion_tokens=options.max_reply_tokens,
         )
-    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted or llm")
+    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted, tpe or llm")
