@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--match", default=None, metavar="TAG", help="a same-budget control: TAG's profile, cap and budget"
     )
     run.add_argument(
-        "--no-confirm", action="store_true", help="keep on the campaign seed alone (skip [review] confirm_seeds)"
+        "--no-confirm", action="store_true", help="keep on the campaign seed alone (no confirm_seeds)"
     )
     run.set_defaults(handler=cmd_run)
 

@@ -193,7 +193,8 @@ class Campaign:
             self._review(slots.finished())
             if self.stop_requested:
                 for candidate in slots.take_unstarted():
-                    if isinstance(candidate, ConfirmRun):  # the candidate stays unreviewed: a resume confirms it
+                    # A dropped confirmation run leaves its candidate unreviewed: a resume confirms it.
+                    if isinstance(candidate, ConfirmRun):
                         self.confirmer.dropped(candidate)
                         continue
                     self.in_flight.pop(candidate.id, None)
@@ -472,7 +473,7 @@ class Campaign:
         if status == "keep":
             self.checkpoint()
 
-    def _record(self, candidate: Candidate, result: RunResult, status: str, extra: dict | None = None) -> None:
+    def _record(self, candidate: Candidate, result: RunResult, status: str, extra: dict | None = None):
         cid, spec = candidate.id, candidate.spec
         self.in_flight.pop(cid, None)
         commit = candidate.commit

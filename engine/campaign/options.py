@@ -35,7 +35,7 @@ class CampaignOptions:
     max_steps: int = 16  # model calls per candidate (the agent's tool steps)
     max_reply_tokens: int = 2048  # completion tokens per model call
     match: str | None = None  # a same-budget control of this campaign tag (afr run --match)
-    confirm: bool = True  # confirm a would-be keep on the profile's [review] confirm_seeds (afr run --no-confirm)
+    confirm: bool = True  # confirm a would-be keep on [review] confirm_seeds (afr run --no-confirm)
 
 
 class CampaignError(RuntimeError):
