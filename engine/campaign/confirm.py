@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -212,9 +212,7 @@ class Confirmer:
             )
             self.campaign.in_flight[cid] = candidate
             if incumbent is None:
-                self.campaign.record_confirmed(
-                    candidate, result, "keep", {"note": "nothing kept to confirm against"}
-                )
+                self.record(candidate, result, "keep", {"note": "nothing kept to confirm against"})
                 continue
             self.resume(candidate, result, incumbent, slots)
 
@@ -285,7 +283,16 @@ class Confirmer:
             }
         self._emit(confirmation, "done", confirmed=verdict["confirmed"], gain=verdict["gain"])
         status = "keep" if verdict["confirmed"] else "discard"
-        campaign.record_confirmed(candidate, confirmation.result, status, verdict)
+        self.record(candidate, confirmation.result, status, verdict)
+
+    def record(self, candidate: Candidate, result: RunResult, status: str, verdict: dict) -> None:
+        """A confirmation's outcome; its runs count in the candidate's runtime (results.tsv too)."""
+        total = result.runtime_seconds + float(verdict.get("runtime_seconds") or 0.0)
+        self.campaign._record(
+            candidate, replace(result, runtime_seconds=total), status, {"confirmation": verdict}
+        )
+        if status == "keep":
+            self.campaign.checkpoint()
 
     # -- evidence.tsv ----------------------------------------------------------------------------------
 

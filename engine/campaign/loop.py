@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
@@ -465,13 +465,6 @@ class Campaign:
         rows = self.ledger.rows()
         if rows:
             self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows")
-
-    def record_confirmed(self, candidate: Candidate, result: RunResult, status: str, verdict: dict) -> None:
-        """A confirmation's outcome; its runs count in the candidate's runtime (results.tsv too)."""
-        total = result.runtime_seconds + float(verdict.get("runtime_seconds") or 0.0)
-        self._record(candidate, replace(result, runtime_seconds=total), status, {"confirmation": verdict})
-        if status == "keep":
-            self.checkpoint()
 
     def _record(self, candidate: Candidate, result: RunResult, status: str, extra: dict | None = None):
         cid, spec = candidate.id, candidate.spec
