@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from afr import evidence_commands
+from afr import evidence_commands, trajectory_commands
 from afr.campaign_commands import (
     cmd_attach,
     cmd_data,
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     attach.set_defaults(handler=cmd_attach)
 
     evidence_commands.add_commands(commands, positive_int)  # repeat, heldout, compare, report
+    trajectory_commands.add_command(commands, positive_int)
     return parser
 
 

@@ -48,7 +48,8 @@ def test_a_real_gain_is_confirmed_and_kept(workspace):  # noqa: F811
     assert row.status == "keep" and row.score == pytest.approx(0.7)
     evidence = EvidenceLedger(campaign.dir).latest()
     assert {(c, s) for c, _, s in evidence} == {(c, s) for c in ("c001", "c002") for s in (42, 43, 44)}
-    assert all(r.role == "confirm" and r.subset == "validation" for r in evidence.values())
+    assert all(r.role == ("baseline" if r.candidate == "c001" else "confirm") for r in evidence.values())
+    assert all(r.subset == "validation" for r in evidence.values())
 
 
 def test_a_lucky_seed_is_not_kept_and_its_runs_are_reused(workspace):  # noqa: F811

@@ -311,7 +311,7 @@ class Confirmer:
         self.evidence.append(
             EvidenceRow(
                 record["id"],
-                ROLE,
+                "baseline" if record["id"] == self._baseline_id() else ROLE,
                 SUBSET,
                 seed,
                 status if score is not None or status != "ok" else "crash",
@@ -321,6 +321,14 @@ class Confirmer:
                 relative,
             )
         )
+
+    def _baseline_id(self) -> str | None:
+        """The campaign's baseline (its first scored candidate): its rows say so, as `afr repeat`'s do,
+        so a repeat that reuses them still finds its baseline."""
+        for row in self.campaign.ledger.rows():
+            if row.status in ("keep", "discard") and row.score is not None:
+                return row.artifacts.removeprefix("runs/")
+        return None
 
     def _emit(self, confirmation: Confirmation, phase: str, **extra) -> None:
         self.campaign.emit(
