@@ -130,3 +130,42 @@ def test_resume_in_the_middle_of_a_confirmation(workspace):  # noqa: F811
     assert [r.status for r in rows] == ["keep", "keep"]
     assert "interrupted" not in rows[-1].description
     assert any(e.type is EventType.CANDIDATE_CONFIRMING for e in events2)
+
+
+def test_the_cockpit_shows_confirming_progress_on_the_candidate(workspace):  # noqa: F811
+    from afr_tui.model import CockpitModel
+    from afr_tui.widgets.table import CandidateTable
+
+    campaign, events = make(
+        workspace, FakeRunner(), ListProposer([BASELINE, BETTER]), max_candidates=2, confirm=True
+    )
+    campaign.start()
+    progress = next(
+        i for i, e in enumerate(events) if e.type is EventType.CANDIDATE_CONFIRMING and e.data["done"] == 1
+    )
+    model = CockpitModel()
+    model.apply_all(events[: progress + 1])
+    candidate = model.candidates["c002"]
+    cells = CandidateTable().cells(candidate, model)
+    assert (str(cells[1]), cells[2]) == ("confirming", "1/2")
+    model.apply_all(events[progress + 1 :])
+    assert model.candidates["c002"].status == "keep"
+
+
+def test_the_report_has_a_confirmation_section(workspace):  # noqa: F811
+    from engine.evidence.report import render
+    from engine.evidence.runs import open_campaign
+
+    runner = FakeRunner(shift=lucky_on_42)
+    campaign, _ = make(
+        workspace, runner, ListProposer([BASELINE, LUCKY, BETTER]), max_candidates=3, confirm=True
+    )
+    campaign.start()
+    text = render(open_campaign(workspace, campaign.tag))
+    section = text.split("## Confirmation before keep")[1].split("\n## ")[0]
+    records = campaign.final_records()
+    assert "2 went to confirmation: 1 confirmed, 1 not confirmed" in section
+    lucky = records["c002"]["confirmation"]
+    assert f"| c002 | c001 | 42: {lucky['candidate_scores']['42']:.4f} vs" in section
+    assert f"{lucky['gain']:+.4f} | not confirmed, discarded |" in section
+    assert "| c003 | c001 |" in section and "confirmed, kept" in section
