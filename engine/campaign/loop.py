@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
 from engine.campaign.candidate import Candidate
 from engine.campaign.confirm import Confirmer, ConfirmRun
+from engine.campaign.execute import run_candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
@@ -389,55 +390,10 @@ class Campaign:
         return True
 
     def _execute(self, candidate: Candidate | ConfirmRun, slot: int) -> RunResult:
+        """On a slot's thread: run one candidate, or one confirmation run."""
         if isinstance(candidate, ConfirmRun):
             return self.confirmer.execute(candidate, slot)
-        cid = candidate.id
-        run_dir = self.dir / "runs" / cid
-        gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
-        candidate.started = time.time()
-        self.running[cid] = candidate
-        self.emit(
-            EventType.CANDIDATE_STARTED,
-            id=cid,
-            run_dir=str(run_dir),
-            gpu=gpu,
-            description=candidate.spec.description,
-        )
-
-        def on_line(line: str) -> None:
-            if " round " in line or "score:" in line or "Error" in line:
-                self.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
-
-        def on_token(token: str) -> None:
-            candidate.token = token
-            self.emit(EventType.CANDIDATE_LOG, id=cid, line="job started", token=token)
-
-        for attempt in range(2):
-            result = self.run_fn(
-                candidate.worktree,
-                self.profile,
-                candidate.spec.args,
-                run_dir,
-                env=self.options.env,
-                smoke=self.options.smoke,
-                gpu=gpu,
-                on_line=on_line,
-                on_start=on_token,
-            )
-            if result.status != "stalled" or attempt == 1:
-                break
-            self.emit(EventType.CANDIDATE_LOG, id=cid, line=f"{result.error}; running it once more")
-            run_dir = self.dir / "runs" / f"{cid}-retry"
-        self.running.pop(cid, None)
-        self.emit(
-            EventType.CANDIDATE_FINISHED,
-            id=cid,
-            status=result.status,
-            score=result.score,
-            runtime_seconds=result.runtime_seconds,
-            error=result.error,
-        )
-        return result
+        return run_candidate(self, candidate, slot)
 
     def _review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
         """Each finished candidate against the best known at that moment (earlier ones included)."""
