@@ -67,6 +67,9 @@ class ConsoleView:
             )
         if kind is EventType.CANDIDATE_REJECTED:
             return f"[{data['id']}] rejected: {data['reason']}"
+        if kind is EventType.CANDIDATE_CONFIRMING:
+            outcome = {True: ": confirmed", False: ": not confirmed"}.get(data.get("confirmed"), "")
+            return f"[{data['id']}] confirming {data['done']}/{data['total']} vs {data['incumbent']}{outcome}"
         if kind is EventType.CANDIDATE_AWAITING_APPROVAL:
             return f"[{data['id']}] awaiting approval: {data['description']}"
         if kind in (
