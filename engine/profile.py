@@ -146,6 +146,9 @@ class Review(Strict):
     gain over all its seeds still exceeds ``min_delta``. Empty: the reference single-seed rule."""
 
     confirm_seeds: list[int] = []
+    # "mean": the paired mean gain exceeds min_delta; "every_seed": and the candidate also beats the
+    # incumbent on every seed (a large seed-42 win can carry a mean of three seeds on its own).
+    rule: Literal["mean", "every_seed"] = "mean"
 
 
 class Heldout(Strict):

@@ -169,3 +169,28 @@ def test_the_report_has_a_confirmation_section(workspace):  # noqa: F811
     assert f"| c002 | c001 | 42: {lucky['candidate_scores']['42']:.4f} vs" in section
     assert f"{lucky['gain']:+.4f} | not confirmed, discarded |" in section
     assert "| c003 | c001 |" in section and "confirmed, kept" in section
+
+
+@pytest.mark.parametrize("rule, kept", [("mean", True), ("every_seed", False)])
+def test_every_seed_rule_refuses_a_large_seed_42_win_that_carries_the_mean(workspace, rule, kept):  # noqa: F811
+    path = workspace / "profiles" / "fed_heart_disease.toml"
+    path.write_text(
+        path.read_text().replace("confirm_seeds = [43, 44]", f'confirm_seeds = [43, 44]\nrule = "{rule}"')
+    )
+
+    def big_win_on_42(args, seed):  # +0.18 on seed 42, -0.03 on 43 and 44: mean +0.04
+        return (0.2 if seed == 42 else -0.01) if args.get("lr") == 0.0005 else 0.0
+
+    campaign, _ = make(
+        workspace,
+        FakeRunner(shift=big_win_on_42),
+        ListProposer([BASELINE, LUCKY]),
+        max_candidates=2,
+        confirm=True,
+    )
+    campaign.start()
+    record = campaign.final_records()["c002"]
+    assert record["confirmation"]["gain"] > 0.03
+    assert record["status"] == ("keep" if kept else "discard")
+    if not kept:
+        assert "no gain on seed(s) 43, 44" in record["confirmation"]["note"]

@@ -267,7 +267,12 @@ class Confirmer:
         campaign = self.campaign
         candidate = confirmation.candidate
         self.active.pop(candidate.id, None)
-        verdict = paired_verdict(confirmation, campaign.profile.maximize, campaign.profile.watchdog.min_delta)
+        verdict = paired_verdict(
+            confirmation,
+            campaign.profile.maximize,
+            campaign.profile.watchdog.min_delta,
+            campaign.profile.review.rule,
+        )
         current = self.incumbent()
         if verdict["confirmed"] and current and current["id"] != confirmation.incumbent["id"]:
             # Another candidate was kept while this one was confirming: confirm against it instead
@@ -352,7 +357,7 @@ def _run_record(candidate: Candidate) -> dict:
     }
 
 
-def paired_verdict(confirmation: Confirmation, maximize: bool, min_delta: float) -> dict:
+def paired_verdict(confirmation: Confirmation, maximize: bool, min_delta: float, rule: str = "mean") -> dict:
     """Per-seed scores and the paired mean gain over the seeds where the incumbent has a score.
 
     A candidate that failed on any seed is not confirmed: a recipe that crashes on some seeds is
@@ -362,15 +367,16 @@ def paired_verdict(confirmation: Confirmation, maximize: bool, min_delta: float)
     candidate = {s: confirmation.scores.get((cid, s)) for s in confirmation.seeds}
     incumbent = {s: confirmation.scores.get((iid, s)) for s in confirmation.seeds}
     sign = 1.0 if maximize else -1.0
-    gains = [
-        sign * (candidate[s] - incumbent[s])
-        for s in confirmation.seeds
-        if candidate[s] is not None and incumbent[s] is not None
-    ]
+    paired = [s for s in confirmation.seeds if candidate[s] is not None and incumbent[s] is not None]
+    gains = [sign * (candidate[s] - incumbent[s]) for s in paired]
     failed = [s for s in confirmation.seeds if candidate[s] is None]
     gain = statistics.fmean(gains) if gains else None
     confirmed = not failed and gain is not None and gain > min_delta
-    if confirmed:
+    losing = [s for s, g in zip(paired, gains, strict=True) if g <= 0] if rule == "every_seed" else []
+    if confirmed and losing:
+        confirmed = False
+        reason = f"not confirmed: paired mean gain {gain:+.4f}, but no gain on seed(s) {', '.join(map(str, losing))}"
+    elif confirmed:
         reason = f"confirmed: paired mean gain {gain:+.4f} over {len(gains)} seeds > {min_delta:g}"
     elif failed:
         reason = f"not confirmed: failed on seed(s) {', '.join(map(str, failed))}"
