@@ -128,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         max_reply_tokens=args.max_reply_tokens,
         match=args.match,
+        confirm=not args.no_confirm,
     )
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")

@@ -17,6 +17,7 @@ STATUS_STYLE = {
     "running": "bold dodger_blue1",
     "awaiting": "bold yellow",
     "rejected": "dark_orange",
+    "confirming": "bold yellow",
 }
 STATUS_LABEL = {"running": "▶ running", "awaiting": "? awaiting"}
 PHASE_LINE = re.compile(r"afr: (round \d+/\d+|final evaluation)")
@@ -43,6 +44,7 @@ class CandidateView:
     started: float | None = None
     gpu: str | None = None  # the device its slot owns, while it runs
     phase: str = ""  # while it runs: "round 7/15", "final evaluation"
+    confirming: str = ""  # "1/2": confirmation seeds done of total, while confirming
 
 
 @dataclass
@@ -323,6 +325,12 @@ class CockpitModel:
             self.running.remove(candidate.id)
         changes.rows.add(candidate.id)
         changes.header = True
+
+    def _on_candidate_confirming(self, event: Event, data: dict, changes: Changes) -> None:
+        candidate = self._candidate(data["id"])
+        candidate.status = "confirming"
+        candidate.confirming = f"{data.get('done', 0)}/{data.get('total', 0)}"
+        changes.rows.add(candidate.id)
 
     def _on_candidate_reviewed(self, event: Event, data: dict, changes: Changes) -> None:
         candidate = self._candidate(data["id"])

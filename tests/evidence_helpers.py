@@ -51,7 +51,7 @@ def finished_campaign(root: Path, max_candidates: int = 8, smoke: bool = False) 
         root,
         load_profile(root, "fed_heart_disease"),
         TAG,
-        CampaignOptions(max_candidates=max_candidates, smoke=smoke),
+        CampaignOptions(max_candidates=max_candidates, smoke=smoke, confirm=False),
         ScriptedProposer(),
         run_fn=FakeRunner(),
     )

@@ -127,10 +127,11 @@ class CandidateTable(DataTable):
         delta = model.diff_to_best(candidate)
         style = STATUS_STYLE.get(candidate.status, "")
         no_score = candidate.score is None or candidate.status in ("literature", "crash")
+        score = "" if no_score else f"{candidate.score:.4f}"
         return (
             Text(mark + candidate.id, style="bold green" if best else ""),
             Text(status_label(candidate), style=style),
-            "" if no_score else f"{candidate.score:.4f}",
+            candidate.confirming if candidate.status == "confirming" else score,
             "" if delta is None else ("best" if best else ("±0" if abs(delta) < 5e-5 else f"{delta:+.4f}")),
             runtime_text(candidate.runtime),
             "" if candidate.target == "literature" else candidate.target,

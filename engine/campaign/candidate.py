@@ -56,6 +56,7 @@ class Candidate:
             "target": spec.target,
             "description": spec.description,
             "source_refs": spec.source_refs,
+            "mechanisms": spec.mechanisms,
             "telemetry": spec.telemetry,
             "validation": self.validation,
             "protected_hashes": hashes,
