@@ -310,7 +310,10 @@ class CockpitApp(Controls, App[str | None]):
             self.query_one("#header", CampaignHeader).show(self.model, self.clock(), self.compact)
 
     def _redraw_plot(self, force: bool = False) -> None:
-        plot = self.query_one("#plot", ProgressPlot)
+        try:
+            plot = self.query_one("#plot", ProgressPlot)
+        except NoMatches:  # the redraw timer can fire while the app closes and its widgets go
+            return
         if (self._plot_dirty or force) and self.loaded and plot.display:
             self._plot_dirty = False
             plot.draw(self.model)

@@ -24,6 +24,7 @@ def workspace(tmp_path_factory) -> Path:
     root.mkdir()
     shutil.copytree(ROOT / "tasks", root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "profiles", root / "profiles")
+    shutil.copy(ROOT / "program.md", root / "program.md")  # a profile's context must exist
     run_git(root, "init", "-q", "-b", "main")
     run_git(root, "add", "-A")
     run_git(root, "commit", "-q", "-m", "base")
