@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.campaign.loop import Campaign
+from engine.campaign.timing import time_line
 from engine.control.events import Command, CommandType, Event, EventType
 from engine.wording import counted, plural
 
@@ -223,6 +224,9 @@ def print_status(summary: dict, out=sys.stdout) -> None:
             f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})",
             soft_wrap=True,
         )
+    timing = time_line(summary.get("time") or {})
+    if timing:
+        console.print(timing, soft_wrap=True)
     llm = summary.get("llm") or {}
     if llm.get("models"):
         console.print(

@@ -17,6 +17,7 @@ from engine.agent.base import CandidateSpec
 from engine.agent.scripted import ScriptedProposer
 from engine.campaign.loop import Campaign
 from engine.campaign.options import CampaignError, CampaignOptions
+from engine.campaign.status import summary
 from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
 from engine.store.ledger import Ledger
@@ -95,6 +96,9 @@ def test_twelve_candidates_end_to_end(workspace):
         ("surface", "args", "contract", "compile", "model", "integrity"), "ok"
     )
     assert records["c002"]["timings"]["engine_seconds"] < 5
+    timing = summary(workspace, TAG)["time"]  # afr status: where the time went, candidates per hour
+    assert timing["finished"] == 12 and timing["candidates_per_hour"] > 0
+    assert timing["phase_seconds"]["engine_seconds"] > 0
     assert events[-1].type is EventType.FINISHED
     journal = (campaign.dir / "journal.jsonl").read_text().splitlines()
     assert len(journal) == events[-1].seq

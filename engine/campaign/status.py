@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tomllib
 
+from engine.campaign.timing import time_totals
 from engine.control.events import EventType
 from engine.store.journal import read_events
 from engine.store.ledger import Ledger, LedgerError, ledger_warnings
@@ -161,6 +162,7 @@ def _summary(root: Path, directory: Path, tag: str) -> dict:
         "best_description": best.description if best else "",
         "best_candidate": best.artifacts.removeprefix("runs/") if best else None,
         "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,
+        "time": time_totals(records, meta.get("created")),
         "llm": llm_totals(directory, records),
         "directory": str(directory),
     }
