@@ -11,6 +11,7 @@ from fakes import FakeRunner
 from test_campaign import ListProposer, make, workspace  # noqa: F401 (fixture)
 
 from engine.agent.base import CandidateSpec
+from engine.campaign.status import summary
 from engine.control.events import Command, CommandType, EventType
 from engine.evidence.runs import EvidenceLedger
 
@@ -91,6 +92,10 @@ def test_the_confirmation_reference_is_the_best_kept_candidate(workspace):  # no
     assert records["c002"]["score"] > records["c003"]["score"] > records["c001"]["score"]
     assert [records[c]["status"] for c in ("c001", "c002", "c003")] == ["keep", "discard", "keep"]
     assert records["c003"]["confirmation"]["incumbent"] == "c001"
+    # Nor is it the campaign's best: afr status and the events name the best kept candidate.
+    info = summary(workspace, campaign.tag)
+    assert info["best_candidate"] == "c003" and info["best"] == records["c003"]["score"]
+    assert campaign.best_row()["artifacts"] == "runs/c003"
 
 
 def test_no_confirm_keeps_on_the_campaign_seed(workspace):  # noqa: F811

@@ -13,11 +13,16 @@ def budget_label(profile: Profile, smoke: bool) -> str:
 
 
 def best_summary(rows: list[ResultRow], maximize: bool) -> dict | None:
-    """Baseline and best of the scored, non-crash rows (for events and views)."""
+    """Baseline and best of the scored, non-crash rows (for events and views).
+
+    The best is the best *kept* row: with confirmation a discard can carry a higher campaign-seed
+    score than any keep (a lucky seed that did not confirm), and it is not the campaign's best.
+    """
     scored = [r for r in rows if r.score is not None and r.status not in ("crash", "literature")]
     if not scored:
         return None
-    best = max(scored, key=lambda r: r.score if maximize else -r.score)
+    kept = [r for r in scored if r.status == "keep"]
+    best = max(kept or scored, key=lambda r: r.score if maximize else -r.score)
     return {
         "score": best.score,
         "description": best.description,

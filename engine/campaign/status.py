@@ -139,7 +139,8 @@ def _summary(root: Path, directory: Path, tag: str) -> dict:
     candidates = [r for r in rows if r.status != "literature"]
     scored = [r for r in candidates if r.score is not None and r.status != "crash"]
     maximize = _maximize(root, meta)
-    best = max(scored, key=lambda r: r.score if maximize else -r.score, default=None)
+    kept = [r for r in scored if r.status == "keep"]  # a discard that did not confirm is not the best
+    best = max(kept or scored, key=lambda r: r.score if maximize else -r.score, default=None)
     records = ledger.latest_candidates()
     return {
         "tag": tag,

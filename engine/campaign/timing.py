@@ -10,7 +10,7 @@ PHASES = (
     ("rounds_seconds", "rounds"),
     ("final_eval_seconds", "final evaluation"),
     ("shutdown_seconds", "shutdown"),
-    ("engine_seconds", "engine (propose, validate, git, review)"),
+    ("engine_seconds", "outside the job (propose, validate, wait for a slot, review)"),
 )
 
 
