@@ -25,7 +25,9 @@ def override(campaign: Campaign, command: Command) -> None:
         raise ValueError(f"candidate {command.candidate!r} has no keep/discard result to override")
     campaign.ledger.rewrite_status(f"runs/{command.candidate}", status)
     if status == "keep":
-        campaign.repo.keep(record["commit"], f"keep {command.candidate} (human override): {command.note}")
+        campaign._moved(
+            campaign.repo.keep(record["commit"], f"keep {command.candidate} (human override): {command.note}")
+        )
     campaign.ledger.append_candidate(
         {**record, "status": status, "human": {"decision": f"override:{status}", "note": command.note}}
     )

@@ -108,6 +108,14 @@ def llm_totals(directory: Path, records: dict[str, dict]) -> dict:
     }
 
 
+def sandbox_label(meta: dict, records: dict[str, dict]) -> str:
+    """"bwrap" when every run so far was sandboxed, "none" when any was not (or none could be)."""
+    ran = [r.get("sandbox", "none") for r in records.values() if "run_status" in r]
+    if not ran:
+        return meta.get("sandbox", "none")
+    return "bwrap" if all(kind == "bwrap" for kind in ran) else "none"
+
+
 def summary(root: Path, tag: str) -> dict:
     directory = campaigns_root(root) / tag
     try:
@@ -147,5 +155,6 @@ def _summary(directory: Path, tag: str) -> dict:
         "best_candidate": best.artifacts.removeprefix("runs/") if best else None,
         "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,
         "llm": llm_totals(directory, records),
+        "sandbox": sandbox_label(meta, records),
         "directory": str(directory),
     }

@@ -9,7 +9,6 @@ not from what the job prints.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -43,6 +42,8 @@ class RunResult:
     returncode: int | None
     log_tail: list[str] = field(default_factory=list)
     error: str = ""
+    sandbox: str = "none"  # "bwrap" or "none": what the job ran in
+    evaluator: dict = field(default_factory=dict)  # afr's evaluator: per-site scores, counts (trusted runs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +151,8 @@ def run_job(
     stall_seconds: float | None = None,
     subset: str = "validation",
     sandbox_spec=None,
+    sandbox: str | None = None,
+    trusted=None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
 
@@ -157,8 +160,15 @@ def run_job(
     (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
     else the whole split. The protected data bridge reads it from the environment.
     ``sandbox_spec`` (an ``engine.run.sandbox.SandboxSpec``) runs the job in the sandbox
-    with only the run's own variables (``engine.run.jobbox.job_spec`` builds one).
+    with only the run's own variables (``engine.run.jobbox.job_spec`` builds one), under
+    ``sandbox`` ("bwrap", or "none": the allow-listed environment only; default: what works).
+    ``trusted`` (an ``engine.run.trusted.TrustedScoring``) takes the trusted path: the job
+    sandboxed and the score of record computed by afr's evaluator (``run_trusted``).
     """
+    if trusted is not None:
+        return _run_trusted(root, profile, args, run_dir, trusted, env=env, smoke=smoke, timeout=timeout,
+                            gpu=gpu, seed=seed, on_line=on_line, on_start=on_start,
+                            stall_seconds=stall_seconds, subset=subset)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = job_command(root, profile, args, run_dir, env, smoke, seed)
@@ -177,7 +187,7 @@ def run_job(
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
         if sandbox_spec is not None:
-            command, child_env, cwd = _sandboxed(command, run_vars, sandbox_spec)
+            command, child_env, cwd = _sandboxed(command, run_vars, sandbox_spec, sandbox)
         process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -225,30 +235,41 @@ def run_job(
     return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
 
 
-def _sandboxed(command: list[str], run_vars: dict[str, str], spec) -> tuple[list[str], dict[str, str], Path]:
+def _sandboxed(
+    command: list[str], run_vars: dict[str, str], spec, sandbox: str | None = None
+) -> tuple[list[str], dict[str, str], Path]:
     """``command`` wrapped by the sandbox, with the runner's own variables added to the spec's."""
     from engine.run.sandbox import wrap  # imported here: runner.py is being moved (issue 11)
 
-    boxed = wrap(command, replace(spec, env={**spec.env, **run_vars}))
+    boxed = wrap(command, replace(spec, env={**spec.env, **run_vars}), sandbox)
     return boxed.argv, boxed.env, Path(boxed.cwd)
 
 
-def load_scoring(root: Path):
-    """The workspace's protected ``tasks/shared/scoring.py``, loaded by path (it imports nothing of ours)."""
-    path = Path(root) / "tasks" / "shared" / "scoring.py"
-    spec = importlib.util.spec_from_file_location(f"afr_scoring_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run_trusted(root, profile, args, run_dir, trusted, **options) -> RunResult:
+    from engine.run.trusted import run_trusted  # it builds on run_job
+
+    return run_trusted(root, profile, args, run_dir, trusted, **options)
 
 
 def _score(root, profile, result_file, runtime, log_path, returncode, tail) -> RunResult:
-    """Re-read the score from NVFlare's results with the workspace's protected scoring code."""
-    final_score = load_scoring(root).final_score
-    reported = json.loads(result_file.read_text())
+    """The job's own per-site scores, read as plain JSON (nothing of the worktree is imported).
+
+    Without the trusted path (direct runs in tests and benchmarks) this is the score; with
+    it, only the cross-check of afr's evaluator.
+    """
+    from engine.run.evaluator import reported_scores
+
     clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
     try:
-        score, per_site = final_score(reported["result_dir"], profile.metric.name, clients)
-    except (OSError, ValueError, KeyError) as error:
+        reported = json.loads(result_file.read_text()[:1_000_000])
+        result_dir = str(reported["result_dir"])
+        scores = reported_scores(Path(result_dir), profile.metric.name)
+        chosen = sorted(scores) if clients is None else clients
+        missing = [site for site in chosen if site not in scores]
+        if missing or not chosen:
+            raise ValueError(f"final evaluation has no result for {missing or 'any client'}")
+    except (OSError, ValueError, KeyError, TypeError) as error:
         return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, tail, str(error))
-    return RunResult("ok", score, per_site, runtime, str(log_path), reported["result_dir"], returncode, tail)
+    per_site = {site: scores[site] for site in chosen}
+    score = sum(per_site.values()) / len(per_site)
+    return RunResult("ok", score, per_site, runtime, str(log_path), result_dir, returncode, tail)
