@@ -166,9 +166,9 @@ def run_job(
     sandboxed and the score of record computed by afr's evaluator (``run_trusted``).
     """
     if trusted is not None:
-        return _run_trusted(root, profile, args, run_dir, trusted, env=env, smoke=smoke, timeout=timeout,
-                            gpu=gpu, seed=seed, on_line=on_line, on_start=on_start,
-                            stall_seconds=stall_seconds, subset=subset)
+        options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
+        options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset)
+        return _run_trusted(root, profile, args, run_dir, trusted, **options)
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = job_command(root, profile, args, run_dir, env, smoke, seed)

@@ -30,7 +30,9 @@ COUNTS_FILE = "counts.json"  # written last: a folder without it is an unfinishe
 
 def scored_sites(profile: Profile) -> list[str]:
     clients = profile.budget.final_eval_clients
-    return [f"site-{i}" for i in range(1, profile.budget.n_clients + 1)] if clients == "all" else list(clients)
+    return (
+        [f"site-{i}" for i in range(1, profile.budget.n_clients + 1)] if clients == "all" else list(clients)
+    )
 
 
 def view_subset(profile: Profile) -> str:
@@ -128,7 +130,9 @@ def run_trusted(
     try:
         data = trusted.site_data(subset)
     except (OSError, RuntimeError, ValueError) as error:
-        return RunResult("crash", CRASH_SCORE, {}, 0.0, "", None, None, [], str(error), sandbox=trusted.sandbox)
+        return RunResult(
+            "crash", CRASH_SCORE, {}, 0.0, "", None, None, [], str(error), sandbox=trusted.sandbox
+        )
     spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, {})
     model = ModelProcess(root, data, trusted.sites, spec.hidden, trusted.sandbox)
     try:
@@ -145,7 +149,7 @@ def run_trusted(
     evaluation = model.finish(
         profile.task_dir.strip("/").replace("/", ".") + ".model",
         model_arch(profile, args),
-        Path(result.result_dir or run_dir / "nvflare"),
+        run_dir / "nvflare",  # the workspace afr gave the job, not the path its result file names
         profile.metric.name,
         profile.budget.max_model_params,
     )
