@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
 from engine.campaign.approval import approved
 from engine.campaign.candidate import Candidate
-from engine.campaign.envcheck import META_KEY, EnvironmentCheck, resumed_check
+from engine.campaign.envcheck import attach, moved, stop_on_environment_change
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
@@ -29,8 +29,6 @@ from engine.control.events import Command, CommandType, Event, EventType
 from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.profile import Profile
 from engine.run.runner import RunResult, processes_of_run, run_job
-from engine.run.sandbox import detect_sandbox
-from engine.run.trusted import TrustedScoring
 from engine.store.journal import Journal
 from engine.store.ledger import Ledger, ResultRow
 from engine.store.workspace import CampaignRepo, changed_paths
@@ -79,8 +77,6 @@ class Campaign:
         self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
         self.slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
-        self.trusted: TrustedScoring | None = None  # the trusted scoring path (start/resume)
-        self.envcheck: EnvironmentCheck | None = None  # interpreter and branches as recorded at start
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -140,7 +136,6 @@ class Campaign:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hashes = protected_hashes(self.root, self.profile)
         base = self.repo.start()
-        self.envcheck = EnvironmentCheck(self.root, self.repo.branch)
         meta = {
             "tag": self.tag,
             "profile": self.profile.name,
@@ -151,11 +146,8 @@ class Campaign:
             "profile_toml": (self.root / "profiles" / f"{self.profile.name}.toml").read_text()
             if (self.root / "profiles" / f"{self.profile.name}.toml").exists()
             else "",
-            "sandbox": detect_sandbox(),
-            META_KEY: self.envcheck.to_meta(),
         }
         (self.dir / "campaign.json").write_text(json.dumps(meta, indent=2))
-        self.trusted = TrustedScoring.for_campaign(self.root, self.dir, self.profile)
         self.ledger.ensure()
         self.emit(
             EventType.CAMPAIGN_STARTED,
@@ -181,8 +173,6 @@ class Campaign:
             meta["options"] = asdict(self.options)
             meta_path.write_text(json.dumps(meta, indent=2))
         self.hashes = meta["protected_hashes"]
-        self.trusted = TrustedScoring.for_campaign(self.root, self.dir, self.profile)
-        self.envcheck = resumed_check(self.root, self.repo.branch, meta)
         self._started = meta.get("created", time.time())
         repaired = self.ledger.repair()
         self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
@@ -196,6 +186,7 @@ class Campaign:
         # Check every architecture of the unchanged model.py once, up front, so args-only
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.slots = Slots(self.options.parallel, self._execute, self._may_start)
+        attach(self)  # self.trusted (the trusted scoring path) and self.envcheck (the environment record)
         try:
             self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
             self.set_state("running")
@@ -245,25 +236,13 @@ class Campaign:
             self._check_cost_cap()
             if self.stop_requested or self.paused:
                 continue
-            if self._environment_changed():
+            if stop_on_environment_change(self):
                 return
             candidate = self._prepare(self._propose(), self.repo.head())
             self._check_cost_cap()
             if candidate and approved(self, candidate):
                 self.in_flight[candidate.id] = candidate
                 slots.submit(candidate)
-
-    def _environment_changed(self) -> bool:
-        """Stop (after the running candidates) when the interpreter or a branch changed behind afr."""
-        problem = self.envcheck.problem() if self.envcheck else None
-        if not problem:
-            return False
-        self.stop_requested = True
-        while self.slots is not None and self.slots.in_flight:
-            self.review(self.slots.finished(timeout=0.5))
-        self.set_state("stopped")
-        self.emit(EventType.STOPPED, phase="done", reason=f"environment check: {problem}"[:300])
-        return True
 
     def _work_ahead_limit(self, slots: Slots) -> int:
         """Approved-and-unreviewed candidates allowed at once: the baseline alone (all later ones
@@ -448,14 +427,14 @@ class Campaign:
         """Commit ``results.tsv`` onto the campaign branch (after keeps, periodically, and at the end)."""
         rows = self.ledger.rows()
         if rows:
-            self._moved(self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows"))
+            moved(self, self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows"))
 
     def _record(self, candidate: Candidate, result: RunResult, status: str) -> None:
         cid, spec = candidate.id, candidate.spec
         self.in_flight.pop(cid, None)
         commit = candidate.commit
         if status == "keep":
-            self._moved(self.repo.keep(commit, f"keep {cid}: {spec.description}"))
+            moved(self, self.repo.keep(commit, f"keep {cid}: {spec.description}"))
         elif commit != candidate.parent:
             self.repo.archive(cid, commit)
         self.finalise(candidate, status, result=result)  # the full record first: it can rebuild the row
@@ -481,10 +460,6 @@ class Campaign:
             runtime_seconds=result.runtime_seconds,
             best=self.best_row(),
         )
-
-    def _moved(self, commit: str) -> None:
-        if self.envcheck is not None:
-            self.envcheck.moved(commit)
 
     def finalise(
         self,

@@ -163,12 +163,12 @@ def run_job(
     with only the run's own variables (``engine.run.jobbox.job_spec`` builds one), under
     ``sandbox`` ("bwrap", or "none": the allow-listed environment only; default: what works).
     ``trusted`` (an ``engine.run.trusted.TrustedScoring``) takes the trusted path: the job
-    sandboxed and the score of record computed by afr's evaluator (``run_trusted``).
+    sandboxed and the score of record computed by afr's evaluator (``TrustedScoring.run``).
     """
     if trusted is not None:
         options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
         options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset)
-        return _run_trusted(root, profile, args, run_dir, trusted, **options)
+        return trusted.run(run_job, root, profile, args, run_dir, **options)  # engine.run.trusted
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = job_command(root, profile, args, run_dir, env, smoke, seed)
@@ -243,12 +243,6 @@ def _sandboxed(
 
     boxed = wrap(command, replace(spec, env={**spec.env, **run_vars}), sandbox)
     return boxed.argv, boxed.env, Path(boxed.cwd)
-
-
-def _run_trusted(root, profile, args, run_dir, trusted, **options) -> RunResult:
-    from engine.run.trusted import run_trusted  # it builds on run_job
-
-    return run_trusted(root, profile, args, run_dir, trusted, **options)
 
 
 def _score(root, profile, result_file, runtime, log_path, returncode, tail) -> RunResult:

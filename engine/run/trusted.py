@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -101,6 +102,10 @@ class TrustedScoring:
         counts_file.write_text(json.dumps(data.counts))
         return data
 
+    def run(self, run_job: Callable[..., RunResult], root, profile, args, run_dir, **options) -> RunResult:
+        """``run_job(..., trusted=self)`` lands here (``run_job`` is passed in: no import cycle)."""
+        return run_trusted(root, profile, args, run_dir, self, run_fn=run_job, **options)
+
     def site_data_unlocked(self, subset: str) -> SiteData:
         if subset not in self._data:
             self._data[subset] = self._export(subset)
@@ -118,6 +123,7 @@ def run_trusted(
     run_dir: Path,
     trusted: TrustedScoring,
     subset: str = "validation",
+    run_fn: Callable[..., RunResult] | None = None,
     **options,
 ) -> RunResult:
     """``run_job`` in the sandbox, then the score of record from afr's evaluator.
@@ -136,7 +142,7 @@ def run_trusted(
     spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, {})
     model = ModelProcess(root, data, trusted.sites, spec.hidden, trusted.sandbox)
     try:
-        result = run_job(
+        result = (run_fn or run_job)(
             root, profile, args, run_dir, subset=subset, sandbox_spec=spec, sandbox=trusted.sandbox, **options
         )
     except BaseException:
