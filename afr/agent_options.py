@@ -6,7 +6,7 @@ import argparse
 
 from afr.common import UsageError, positive_float, positive_int
 
-PROPOSERS = ("scripted", "llm", "command")
+PROPOSERS = ("scripted", "tpe", "llm", "command")
 
 
 def add_agent_arguments(run: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def add_agent_arguments(run: argparse.ArgumentParser) -> None:
         "--proposer",
         choices=PROPOSERS,
         default=None,
-        help="scripted (default), llm (implied by --model) or command (implied by --agent-cmd)",
+        help="scripted (default), tpe (Optuna), llm (implied by --model) or command (implied by --agent-cmd)",
     )
     run.add_argument(
         "--tool-calling",

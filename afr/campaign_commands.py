@@ -128,6 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         max_reply_tokens=args.max_reply_tokens,
         match=args.match,
+        confirm=not args.no_confirm,
     )
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
@@ -290,7 +291,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         columns, lines = shutil.get_terminal_size((100, 30))
         rows = Ledger(Path(info["directory"])).rows()
         size = {"width": min(columns, 140), "height": max(12, min(lines - 4, 30))}
-        print(terminal_plot(rows, info["tag"], color=sys.stdout.isatty(), **size))
+        print(terminal_plot(rows, info["tag"], maximize=info["maximize"], color=sys.stdout.isatty(), **size))
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from afr import evidence_commands, tool_command
+from afr import evidence_commands, task_commands, tool_command, trajectory_commands
 from afr.agent_options import add_agent_arguments
 from afr.campaign_commands import (
     cmd_attach,
@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--match", default=None, metavar="TAG", help="a same-budget control: TAG's profile, cap and budget"
     )
+    run.add_argument(
+        "--no-confirm", action="store_true", help="keep on the campaign seed alone (no confirm_seeds)"
+    )
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser("resume", help="continue a campaign after a stop or crash")
@@ -172,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evidence_commands.add_commands(commands, positive_int)  # repeat, heldout, compare, report
     tool_command.add_command(commands)  # the agent's read-only tools, for external agents
+    task_commands.add_commands(commands)  # task new, task check
+    trajectory_commands.add_command(commands, positive_int)
     for subcommand in commands.choices.values():
         subcommand.formatter_class = HelpFormatter  # every option's default in --help
     return parser

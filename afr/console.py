@@ -180,6 +180,9 @@ def plain_line(event: Event) -> str:
         return f"[{data['id']}] rejected by the {data.get('by', 'guard')}: {data['reason']}"
     if kind is EventType.CANDIDATE_AWAITING_APPROVAL:
         return f"[{data['id']}] awaiting approval: {data['description']}"
+    if kind is EventType.CANDIDATE_CONFIRMING:
+        outcome = {True: ": confirmed", False: ": not confirmed"}.get(data.get("confirmed"), "")
+        return f"[{data['id']}] confirming {data['done']}/{data['total']} vs {data['incumbent']}{outcome}"
     if kind is EventType.LITERATURE_STARTED:
         return f"literature review: {data.get('reason', '')}"
     if kind is EventType.LITERATURE_FINISHED:

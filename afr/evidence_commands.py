@@ -207,6 +207,7 @@ def apply_match(root: Path, args: argparse.Namespace) -> None:
     args.env = options.get("env", args.env)
     if args.seed is None:
         args.seed = options.get("seed")
+    args.no_confirm = not options.get("confirm", False)  # the same keep rule as TAG
     print(
         f"afr: same-budget control of {matched.tag}: profile {name}, {args.max_candidates} candidates"
         f"{', smoke budget' if args.smoke else ''}",
@@ -218,6 +219,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import json
 
     from engine.evidence.compare import compare_rows, format_compare
+    from engine.evidence.trajectories import format_mechanism_table, mechanism_table
 
     root = _root(args)
     rows = compare_rows(root, args.tags)
@@ -229,10 +231,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "their scores are not comparable",
             file=sys.stderr,
         )
-    if args.json:
+    mechanisms = mechanism_table([evidence.open_campaign(root, tag) for tag in args.tags])
+    if args.json:  # each campaign's kept mechanisms, with the repeat verdict where there is one
+        for facts in rows:
+            tag = facts["tag"]
+            facts["mechanisms"] = {
+                m.mechanism: m.verdicts.get(tag) for m in mechanisms if tag in m.trajectories
+            }
         print(json.dumps(rows, indent=2))
     else:
         print(format_compare(rows))
+        print()
+        print(format_mechanism_table(mechanisms, args.tags))
     return 0
 
 

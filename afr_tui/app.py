@@ -251,7 +251,7 @@ class CockpitApp(Controls, App[str | None]):
     def on_sample_ready(self, message: SampleReady) -> None:
         panel = self.query_one("#system", SystemPanel)
         panel.border_title = f"GPU ({len(message.sample.gpus)})" if message.sample.gpus else "system (no GPU)"
-        panel.show(message.sample)
+        panel.show(message.sample, self.model.gpu_owners())
 
     def on_engine_gone(self, message: EngineGone) -> None:
         if not self.model.ended and self.model.state != "engine gone":

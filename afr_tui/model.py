@@ -3,6 +3,7 @@ so the fold is tested on its own and the widgets only read it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from engine.control.events import Event
@@ -16,8 +17,10 @@ STATUS_STYLE = {
     "running": "bold dodger_blue1",
     "awaiting": "bold yellow",
     "rejected": "dark_orange",
+    "confirming": "bold yellow",
 }
 STATUS_LABEL = {"running": "▶ running", "awaiting": "? awaiting"}
+PHASE_LINE = re.compile(r"afr: (round \d+/\d+|final evaluation)")
 FINAL_STATUSES = ("keep", "discard", "crash", "literature", "rejected")
 
 
@@ -39,6 +42,9 @@ class CandidateView:
     note: str = ""
     run_dir: str = ""
     started: float | None = None
+    gpu: str | None = None  # the device its slot owns, while it runs
+    phase: str = ""  # while it runs: "round 7/15", "final evaluation"
+    confirming: str = ""  # "1/2": confirmation seeds done of total, while confirming
 
 
 @dataclass
@@ -285,6 +291,8 @@ class CockpitModel:
         candidate.status = "running"
         candidate.started = event.ts
         candidate.run_dir = data.get("run_dir", "")
+        candidate.gpu = data.get("gpu")
+        candidate.phase = "starting NVFlare"
         if candidate.id not in self.running:
             self.running.append(candidate.id)
         self._settle(candidate.id, changes)
@@ -292,7 +300,22 @@ class CockpitModel:
         changes.header = True
 
     def _on_candidate_log(self, event: Event, data: dict, changes: Changes) -> None:
-        changes.log.append((data.get("id", ""), data.get("line", "")))
+        line = data.get("line", "")
+        changes.log.append((data.get("id", ""), line))
+        # The runner's own progress lines (engine/run/phases.py): the row shows where the job is.
+        match = PHASE_LINE.search(line)
+        if match and data.get("id") in self.candidates:
+            candidate = self.candidates[data["id"]]
+            candidate.phase = match.group(1)
+            changes.rows.add(candidate.id)
+
+    def gpu_owners(self) -> dict[str, str]:
+        """Device -> the running candidate whose slot owns it."""
+        return {
+            self.candidates[cid].gpu: cid
+            for cid in self.running
+            if cid in self.candidates and self.candidates[cid].gpu is not None
+        }
 
     def _on_candidate_finished(self, event: Event, data: dict, changes: Changes) -> None:
         candidate = self._candidate(data["id"])
@@ -302,6 +325,12 @@ class CockpitModel:
             self.running.remove(candidate.id)
         changes.rows.add(candidate.id)
         changes.header = True
+
+    def _on_candidate_confirming(self, event: Event, data: dict, changes: Changes) -> None:
+        candidate = self._candidate(data["id"])
+        candidate.status = "confirming"
+        candidate.confirming = f"{data.get('done', 0)}/{data.get('total', 0)}"
+        changes.rows.add(candidate.id)
 
     def _on_candidate_reviewed(self, event: Event, data: dict, changes: Changes) -> None:
         candidate = self._candidate(data["id"])
@@ -362,7 +391,9 @@ class CockpitModel:
         self.paused = True
         self.pause_reason = data.get("note") or ""
         if self.running:  # the engine pauses after them: say so, not "Paused"
-            changes.notices.append(Notice(self.pause_reason, "Pausing after the running candidate", "warning"))
+            changes.notices.append(
+                Notice(self.pause_reason, "Pausing after the running candidate", "warning")
+            )
         changes.header = True
 
     def _on_resumed(self, event: Event, data: dict, changes: Changes) -> None:

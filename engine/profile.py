@@ -173,6 +173,9 @@ class RunSettings(Strict):
     # load); a job silent this long is stopped and run once more.
     stall_seconds: PositiveInt = 240
     parallel: PositiveInt | None = None  # the campaign's default width; else one slot per GPU, else 1
+    # torch intra-op threads per NVFlare process (the job's --threads_per_site); None: the
+    # job's default (1 for a lean job), 0: torch's default of one per core.
+    threads_per_site: int | None = Field(default=None, ge=0)
 
 
 class Watchdog(Strict):
@@ -182,6 +185,17 @@ class Watchdog(Strict):
 
 class Repeat(Strict):
     seeds: list[int] = Field(default=[42, 43, 44, 45, 46], min_length=2)
+
+
+class Review(Strict):
+    """Confirmation before keep: a candidate that beats the best kept one by ``min_delta`` on the
+    campaign seed is re-run on these seeds with that incumbent and kept only if its paired mean
+    gain over all its seeds still exceeds ``min_delta``. Empty: the reference single-seed rule."""
+
+    confirm_seeds: list[int] = []
+    # "mean": the paired mean gain exceeds min_delta; "every_seed": and the candidate also beats the
+    # incumbent on every seed (a large seed-42 win can carry a mean of three seeds on its own).
+    rule: Literal["mean", "every_seed"] = "mean"
 
 
 class Heldout(Strict):
@@ -210,6 +224,7 @@ class Profile(Strict):
     smoke: dict[str, Scalar] = {}
     watchdog: Watchdog = Watchdog()
     repeat: Repeat = Repeat()
+    review: Review = Review()
     heldout: Heldout | None = None  # None: every run is scored on the whole evaluation split
 
     @model_validator(mode="after")

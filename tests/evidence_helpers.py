@@ -36,9 +36,10 @@ class SeededRunner(FakeRunner):
         if result.status != "ok":
             return result
         seed = options.get("seed") or profile.budget.seed
-        score = result.score + self.SEED_EFFECT.get(seed, 0.0) * (1.3 if args else 1.0)
+        sign = 1.0 if profile.maximize else -1.0  # effects in the profile's better direction
+        score = result.score + sign * self.SEED_EFFECT.get(seed, 0.0) * (1.3 if args else 1.0)
         if options.get("subset") == "heldout":
-            score -= self.heldout_drop * (2 if args else 1)
+            score -= sign * self.heldout_drop * (2 if args else 1)
         result.score = score
         result.per_site = {"site-1": score}
         return result
@@ -50,7 +51,7 @@ def finished_campaign(root: Path, max_candidates: int = 8, smoke: bool = False) 
         root,
         load_profile(root, "fed_heart_disease"),
         TAG,
-        CampaignOptions(max_candidates=max_candidates, smoke=smoke),
+        CampaignOptions(max_candidates=max_candidates, smoke=smoke, confirm=False),
         ScriptedProposer(),
         run_fn=FakeRunner(),
     )

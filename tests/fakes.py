@@ -23,7 +23,13 @@ class FakeRunner:
         stalls: int = 0,
         crash_if: Callable[[dict], bool] | None = None,
         crash_log: str = "RuntimeError: boom\n",
+        loss: bool | None = None,
+        shift: Callable[[dict, int], float] | None = None,
     ) -> None:
+        # Added to the score for (args, seed): a seed-dependent effect such as a lucky seed.
+        self.shift = shift or (lambda args, seed: 0.0)
+        # Loss-like scores (lower is better, 1 - the accuracy-like one); None: as the profile's direction.
+        self.loss = loss
         self.crash_log = crash_log  # what a crashed run's job.log holds
         self.stalls = stalls  # the first ``stalls`` calls report a stalled NVFlare job
         self.delay = delay
@@ -52,7 +58,10 @@ class FakeRunner:
             0.6
             + 0.1 * math.exp(-((math.log10(lr) + 2.0) ** 2))
             + (0.02 if full.get("aggregator") == "fedadam" else 0)
+            + self.shift(dict(args), options.get("seed") or profile.budget.seed)
         )
+        if self.loss if self.loss is not None else not profile.maximize:
+            score = 1.0 - score
         round_line = f"site-1 round 0: global_accuracy={score:.4f}"
         log.write_text(f"{round_line}\nscore: {score:.6f}\n")
         if options.get("on_line"):

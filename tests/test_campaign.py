@@ -49,7 +49,7 @@ def make(workspace, runner=None, proposer=None, **options):
         workspace,
         profile,
         TAG,
-        CampaignOptions(**options),
+        CampaignOptions(**{"confirm": False, **options}),  # the reference keep rule; test_confirm.py: confirm
         proposer or ScriptedProposer(),
         run_fn=runner or FakeRunner(),
     )

@@ -70,6 +70,12 @@ def test_headless_campaign_keeps_history_and_shows_diffs(workspace):
     assert [r.artifacts for r in rows] == ["runs/c001", "runs/c002", "runs/c003"]
     assert all(r.status in ("keep", "discard", "crash") for r in rows) and rows[0].status == "keep"
     assert all(0 < r.score <= 1 for r in rows if r.status != "crash")
+    # Each record says where its job's time went, from NVFlare's own log lines.
+    records = [json.loads(line) for line in (workspace / ".afr/campaigns" / TAG / "candidates.jsonl").open()]
+    baseline = next(r for r in records if r["id"] == "c001" and r["status"] == "keep")
+    timings = baseline["timings"]
+    assert timings["nvflare_startup_seconds"] > 0 and timings["rounds_seconds"] > 0
+    assert timings["final_eval_seconds"] > 0 and len(baseline["round_metrics"]) == 1
     log = git.Repo(workspace).git.log("--format=%s", f"autoresearch/{TAG}")
     assert "keep c001: baseline" in log and "results.tsv checkpoint: 3 rows" in log
     committed = git.Repo(workspace).git.show(f"autoresearch/{TAG}:results.tsv")

@@ -24,7 +24,7 @@ BREAKS = [
     ('"NUM_STEPS_CURRENT_ROUND"', '"STEPS"', "NUM_STEPS_CURRENT_ROUND"),
     ("if flare.is_evaluate():", "if False:", "is_evaluate"),
     (
-        'flare.FLModel(metrics={"accuracy": accuracy(model, test_x, test_y)})',
+        "flare.FLModel(metrics=metrics)",
         "flare.FLModel()",
         "FLModel(metrics=...)",
     ),

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,3 +96,38 @@ def test_heart_is_standardised_per_hospital_with_its_training_statistics():
         assert np.abs(test.mean(axis=0)).max() > 0.01
     assert heart.load_federation()[2].hospital == "switzerland"
     assert heart.load_federation()[2].train.features.std(axis=0, ddof=1)[3] < 1e-6
+
+
+def test_heart_cache_spares_site_processes_pandas_and_sklearn(tmp_path):
+    """A warm cache is read with numpy alone and holds exactly what pandas and scikit-learn build."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "AFR_DATA_CACHE": str(tmp_path), "PYTHONPATH": str(root)}
+    probe = (
+        "import sys; from tasks.fed_heart_disease import data; site = data.load_site('site-2'); "
+        "print(len(site.train.labels), 'pandas' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    cold, warm = (
+        subprocess.run(
+            [sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True, check=True
+        )
+        for _ in range(2)
+    )
+    assert cold.stdout.split() == ["172", "True", "True"]
+    assert warm.stdout.split() == ["172", "False", "False"]
+    assert heart.federation_digest(heart.build_federation()) == heart.FEDERATION_SHA256
+
+
+def test_heart_ignores_an_edited_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AFR_DATA_CACHE", str(tmp_path))
+    heart.load_federation.cache_clear()
+    try:
+        built = heart.load_federation()
+        with np.load(heart.cache_path()) as stored:
+            arrays = dict(stored)
+        arrays["va_test_y"] = 1.0 - arrays["va_test_y"]  # flipped test labels
+        np.savez(heart.cache_path(), **arrays)
+        assert heart.read_cache() is None
+        heart.load_federation.cache_clear()
+        assert heart.federation_digest(heart.load_federation()) == heart.federation_digest(built)
+    finally:
+        heart.load_federation.cache_clear()

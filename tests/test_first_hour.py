@@ -264,7 +264,7 @@ def test_every_option_has_help_and_defaults_show(command, tmp_path):
         flag, _, rest = entry.strip().partition("  ")
         assert rest.strip() or "\n" in entry, f"{command} {flag} has no help"
     if command == "run":
-        assert "(default: 30)" in done.stdout and "(default: scripted)" in done.stdout
+        assert "(default: 30)" in done.stdout and "scripted (default)" in done.stdout
     if command == "repeat":
         assert "(default: 1)" in done.stdout
 

@@ -81,8 +81,8 @@ def test_leaf_synthetic_fedadam_on_four_clients(root, tmp_path):
     four = profile.model_copy(update={"budget": profile.budget.model_copy(update={"n_clients": 4})})
     result = run_job(root, four, {"aggregator": "fedadam", "server_lr": 0.03}, tmp_path, smoke=True)
     assert_scored(result, sites=4)
-    summary = json.loads((tmp_path / "job_result.json").read_text())
-    assert summary["env"] == "sim" and summary["per_site"].keys() == result.per_site.keys()
+    # A lean run returns on NVFlare's complete result, before the job writes its own summary.
+    assert result.early_return and Path(result.result_dir, "server").is_dir()
 
 
 def test_heart_on_poc_env_with_real_processes(root, tmp_path):

@@ -76,7 +76,7 @@ def workspace(tmp_path, monkeypatch):
         root,
         load_profile(root, "fed_heart_disease"),
         TAG,
-        CampaignOptions(max_candidates=7),
+        CampaignOptions(max_candidates=7, confirm=False),
         Specs(specs),
         run_fn=FakeRunner(crash_when={"server_lr": 0.5}),
     )
@@ -230,7 +230,7 @@ def test_report_lists_the_same_budget_control(workspace):
         workspace,
         load_profile(workspace, "fed_heart_disease"),
         "control-20261122",
-        CampaignOptions(max_candidates=3, match=TAG),
+        CampaignOptions(max_candidates=3, match=TAG, confirm=False),
         ScriptedProposer(),
         run_fn=FakeRunner(),
     )

@@ -59,6 +59,7 @@ def heart_job(tmp: Path) -> dict:
     worktree.mkdir()
     shutil.copytree(ROOT / "tasks", worktree / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "profiles", worktree / "profiles")
+    shutil.copy(ROOT / "program.md", worktree / "program.md")  # a profile's context must exist
     run_git(worktree, "init", "-q", "-b", "main")
     run_git(worktree, "add", "-A")
     run_git(worktree, "commit", "-q", "-m", "base")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import types
 
 import pytest
@@ -74,11 +73,9 @@ def test_four_gpus_give_four_slots_each_busy_with_its_own_candidate(workspace, m
     )
     events = []
     campaign.subscribe(events.append)
-    started = time.monotonic()
     campaign.start()
     assert len(campaign.ledger.rows()) == 5
     # After the baseline, four candidates ran at once, one on each device.
     assert sorted(runner.most_at_once.values()) == ["0", "1", "2", "3"]
     placed = {e.data["id"]: e.data["gpu"] for e in events if e.type is EventType.CANDIDATE_STARTED}
-    assert placed["c001"] == "0" and sorted(placed[c] for c in ("c002", "c003", "c004", "c005")) == gpus
-    assert time.monotonic() - started < 5 * 1.5  # not one after the other
+    assert placed["c001"] in gpus and sorted(placed[c] for c in ("c002", "c003", "c004", "c005")) == gpus

@@ -34,10 +34,12 @@ class SystemPanel(Static):
         series.append(value)
         return series
 
-    def show(self, sample: Sample) -> None:
-        self.update(self.render_sample(sample))
+    def show(self, sample: Sample, owners: dict[str, str] | None = None) -> None:
+        self.update(self.render_sample(sample, owners or {}))
 
-    def render_sample(self, sample: Sample) -> Text:
+    def render_sample(self, sample: Sample, owners: dict[str, str] | None = None) -> Text:
+        """``owners``: device index -> the candidate whose run slot holds it."""
+        owners = owners or {}
         lines: list[Text] = []
         for gpu in sample.gpus:
             util = self._remember(f"gpu{gpu.index}", gpu.utilization)
@@ -47,8 +49,14 @@ class SystemPanel(Static):
                 extra.append(f"{gpu.temperature:.0f}°C")
             if gpu.power is not None:
                 extra.append(f"{gpu.power:.0f} W")
+            owner = owners.get(str(gpu.index))
             lines.append(
-                Text.assemble((f"GPU{gpu.index} ", "bold"), (gpu.name, "cyan"), "  " + "  ".join(extra))
+                Text.assemble(
+                    (f"GPU{gpu.index} ", "bold"),
+                    (gpu.name, "cyan"),
+                    "  " + "  ".join(extra),
+                    (f"  ▶ {owner}" if owner else "", "bold dodger_blue1"),
+                )
             )
             lines.append(Text.assemble(f" util {gpu.utilization:3.0f}% ", (sparkline(util), "green")))
             lines.append(

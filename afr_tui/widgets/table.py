@@ -12,6 +12,14 @@ from textual.widgets import DataTable
 
 from afr_tui.model import STATUS_LABEL, STATUS_STYLE, CandidateView, CockpitModel
 
+
+def status_label(candidate: CandidateView) -> str:
+    """A running candidate shows where its job is (``▶ round 7/15``) and its GPU, if any."""
+    if candidate.status == "running" and candidate.phase:
+        return f"▶ {candidate.phase}" + (f" gpu{candidate.gpu}" if candidate.gpu is not None else "")
+    return STATUS_LABEL.get(candidate.status, candidate.status)
+
+
 MAX_ROWS = 500
 COLUMNS = (
     ("id", "id", 6),
@@ -119,10 +127,11 @@ class CandidateTable(DataTable):
         delta = model.diff_to_best(candidate)
         style = STATUS_STYLE.get(candidate.status, "")
         no_score = candidate.score is None or candidate.status in ("literature", "crash")
+        score = "" if no_score else f"{candidate.score:.4f}"
         return (
             Text(mark + candidate.id, style="bold green" if best else ""),
-            Text(STATUS_LABEL.get(candidate.status, candidate.status), style=style),
-            "" if no_score else f"{candidate.score:.4f}",
+            Text(status_label(candidate), style=style),
+            candidate.confirming if candidate.status == "confirming" else score,
             "" if delta is None else ("best" if best else ("±0" if abs(delta) < 5e-5 else f"{delta:+.4f}")),
             runtime_text(candidate.runtime),
             "" if candidate.target == "literature" else candidate.target,

@@ -1,5 +1,5 @@
-"""Where candidates come from: ``scripted`` (offline scalar HPO), ``llm`` (a LiteLLM agent) and
-``command`` (an external coding agent run in the candidate's worktree)."""
+"""Where candidates come from: ``scripted`` (offline scalar HPO), ``tpe`` (Optuna), ``llm`` (a LiteLLM
+agent) and ``command`` (an external coding agent run in the candidate's worktree)."""
 
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, Proposer, ProposerError
 
@@ -19,6 +19,10 @@ def build_proposer(options) -> Proposer:
         from engine.agent.scripted import ScriptedProposer
 
         return ScriptedProposer()
+    if options.proposer == "tpe":
+        from engine.agent.tpe import TPEProposer
+
+        return TPEProposer()
     if options.proposer == "llm":
         if not options.model:
             raise ValueError("the llm proposer needs --model (any LiteLLM model string)")
@@ -41,4 +45,4 @@ def build_proposer(options) -> Proposer:
             max_output=options.agent_max_output,
             env=options.agent_env,
         )
-    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted, llm or command")
+    raise ValueError(f"unknown proposer {options.proposer!r}; choose scripted, tpe, llm or command")

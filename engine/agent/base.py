@@ -22,6 +22,8 @@ class CandidateSpec:
     telemetry: dict = field(default_factory=dict)  # tokens, cost, latency, tool calls (LLM proposers)
     proposer_error: str = ""  # set when the proposer failed: the candidate is refused with this reason
     directive: str = ""  # a selected literature proposal that the agent still has to implement
+    # Bundled code mechanisms it adds (engine/agent/mechanisms.py), for re-telling and mechanism tables.
+    mechanisms: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -56,6 +56,7 @@ class Candidate:
             "target": spec.target,
             "description": spec.description,
             "source_refs": spec.source_refs,
+            "mechanisms": spec.mechanisms,
             "telemetry": spec.telemetry,
             "validation": self.validation,
             "protected_hashes": hashes,
@@ -76,4 +77,12 @@ class Candidate:
             record.update(sandbox=getattr(result, "sandbox", "none"), evaluator=getattr(result, "evaluator", {}))
             # Everything but the NVFlare job: proposing, git, validation, review, ledger.
             record["timings"]["engine_seconds"] = max(0.0, now - self.proposed - result.runtime_seconds)
+            # Inside the NVFlare job, from its log (engine/run/phases.py); None where not reached.
+            record["timings"].update(
+                nvflare_startup_seconds=result.startup_seconds,
+                rounds_seconds=result.rounds_seconds,
+                final_eval_seconds=result.final_eval_seconds,
+                shutdown_seconds=result.shutdown_seconds,
+            )
+            record["round_metrics"] = result.round_metrics
         return record

@@ -18,7 +18,9 @@ from pathlib import Path
 from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
 from engine.campaign.approval import approved
 from engine.campaign.candidate import Candidate
+from engine.campaign.confirm import Confirmer, ConfirmRun
 from engine.campaign.envcheck import attach, moved, stop_on_environment_change
+from engine.campaign.execute import run_candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
@@ -77,6 +79,7 @@ class Campaign:
         self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
         self.slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
+        self.confirmer = Confirmer(self)  # confirmation before keep ([review] confirm_seeds)
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -190,6 +193,7 @@ class Campaign:
         try:
             self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
             self.set_state("running")
+            self.confirmer.restore(self.slots)
             self._loop(self.slots)
         except Exception as error:  # leave a state that tells the truth, not "running" with no engine
             self.set_state("stopped")
@@ -206,6 +210,10 @@ class Campaign:
             self.review(slots.finished())
             if self.stop_requested:
                 for candidate in slots.take_unstarted():
+                    # A dropped confirmation run leaves its candidate unreviewed: a resume confirms it.
+                    if isinstance(candidate, ConfirmRun):
+                        self.confirmer.dropped(candidate)
+                        continue
                     self.in_flight.pop(candidate.id, None)
                     self.finalise(candidate, "rejected", error="not run: the campaign stopped first")
                     self.repo.remove_worktree(candidate.id)
@@ -222,13 +230,13 @@ class Campaign:
                 with self._cond:
                     self._cond.wait(timeout=0.5)
                 continue
-            reason = self._cap_reached(slots.in_flight)
+            reason = self._cap_reached(len(self.in_flight))
             if reason and not slots.in_flight:
                 self.checkpoint()
                 self.set_state("finished")
                 self.emit(EventType.FINISHED, reason=reason, best=self.best_row())
                 return
-            if reason or slots.in_flight >= self._work_ahead_limit(slots):
+            if reason or len(self.in_flight) >= self._work_ahead_limit(slots):
                 self.review(slots.finished(timeout=0.5))
                 continue
             self.set_state("running")
@@ -355,59 +363,18 @@ class Campaign:
         self.emit(EventType.CANDIDATE_VALIDATED, id=cid, commit=candidate.commit, checks=verdict.checks)
         return candidate
 
-    def _execute(self, candidate: Candidate, slot: int) -> RunResult:
-        cid = candidate.id
-        run_dir = self.dir / "runs" / cid
-        gpu = self.gpus[slot % len(self.gpus)] if self.gpus else None
-        candidate.started = time.time()
-        self.running[cid] = candidate
-        self.emit(
-            EventType.CANDIDATE_STARTED,
-            id=cid,
-            run_dir=str(run_dir),
-            gpu=gpu,
-            description=candidate.spec.description,
-        )
-
-        def on_line(line: str) -> None:
-            if " round " in line or "score:" in line or "Error" in line:
-                self.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
-
-        def on_token(token: str) -> None:
-            candidate.token = token
-            self.emit(EventType.CANDIDATE_LOG, id=cid, line="job started", token=token)
-
-        for attempt in range(2):
-            result = self.run_fn(
-                candidate.worktree,
-                self.profile,
-                candidate.spec.args,
-                run_dir,
-                env=self.options.env,
-                smoke=self.options.smoke,
-                gpu=gpu,
-                on_line=on_line,
-                on_start=on_token,
-                trusted=self.trusted,
-            )
-            if result.status != "stalled" or attempt == 1:
-                break
-            self.emit(EventType.CANDIDATE_LOG, id=cid, line=f"{result.error}; running it once more")
-            run_dir = self.dir / "runs" / f"{cid}-retry"
-        self.running.pop(cid, None)
-        self.emit(
-            EventType.CANDIDATE_FINISHED,
-            id=cid,
-            status=result.status,
-            score=result.score,
-            runtime_seconds=result.runtime_seconds,
-            error=result.error,
-        )
-        return result
+    def _execute(self, candidate: Candidate | ConfirmRun, slot: int) -> RunResult:
+        """On a slot's thread: run one candidate, or one confirmation run."""
+        if isinstance(candidate, ConfirmRun):
+            return self.confirmer.execute(candidate, slot)
+        return run_candidate(self, candidate, slot)
 
     def review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
         """Each finished candidate against the best known at that moment (earlier ones included)."""
         for candidate, result in finished:
+            if isinstance(candidate, ConfirmRun):
+                self.confirmer.finished(candidate, result)
+                continue
             if self.aborting and result.status != "ok":
                 record_aborted(self, candidate, result)  # the human's abort: not a crash
                 self.in_flight.pop(candidate.id, None)
@@ -419,6 +386,10 @@ class Campaign:
                 self.profile.maximize,
                 self.profile.watchdog.min_delta,
             )[candidate.id]
+            if score is not None and self.confirmer.enabled():
+                status = self.confirmer.gate(candidate, result)  # against the best kept, or confirm first
+                if status is None:
+                    continue
             self._record(candidate, result, status)
             if status == "keep" or len(self.ledger.rows()) % CHECKPOINT_EVERY == 0:
                 self.checkpoint()
@@ -429,7 +400,7 @@ class Campaign:
         if rows:
             moved(self, self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows"))
 
-    def _record(self, candidate: Candidate, result: RunResult, status: str) -> None:
+    def _record(self, candidate: Candidate, result: RunResult, status: str, extra: dict | None = None):
         cid, spec = candidate.id, candidate.spec
         self.in_flight.pop(cid, None)
         commit = candidate.commit
@@ -437,7 +408,7 @@ class Campaign:
             moved(self, self.repo.keep(commit, f"keep {cid}: {spec.description}"))
         elif commit != candidate.parent:
             self.repo.archive(cid, commit)
-        self.finalise(candidate, status, result=result)  # the full record first: it can rebuild the row
+        self.finalise(candidate, status, result=result, extra=extra)  # the full record first: it can rebuild the row
         self.ledger.append_row(
             ResultRow(
                 commit[:7],
@@ -468,10 +439,11 @@ class Campaign:
         result: RunResult | None = None,
         error: str = "",
         human: dict | None = None,
+        extra: dict | None = None,
     ) -> None:
         record = candidate.record(status, self.profile, self.proposer.name, self.hashes, result, error, human)
         record["budget"] = self.budget_label()  # what its results.tsv row says, should it need rebuilding
-        self.ledger.append_candidate(record)
+        self.ledger.append_candidate({**record, **(extra or {})})
 
     def kill_running(self) -> None:
         """Kill the NVFlare processes of every running candidate (the human aborted them)."""

@@ -39,6 +39,7 @@ class CampaignOptions:
     agent_timeout: float = 1800.0  # seconds per agent run
     agent_max_output: int = 1_000_000  # bytes of the agent's output kept in its transcript
     agent_env: list[str] = field(default_factory=list)  # variables passed through to the agent
+    confirm: bool = True  # confirm a would-be keep on [review] confirm_seeds (afr run --no-confirm)
 
 
 class CampaignError(RuntimeError):

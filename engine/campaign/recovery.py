@@ -52,7 +52,8 @@ def recover_interrupted(campaign: Campaign) -> None:
         candidate = Candidate(cid, spec, parent, time.time(), commit=parent)
         campaign.finalise(candidate, "rejected", error="not run: the engine stopped before a slot was free")
         campaign.repo.remove_worktree(cid)
-    for cid, info in campaign.journal.unfinished(set(campaign.final_records())).items():
+    confirming = set(campaign.confirmer.interrupted())  # continued by the confirmer, not crashed
+    for cid, info in campaign.journal.unfinished(set(campaign.final_records()) | confirming).items():
         for process in processes_of_run(info.get("token", "-")):
             process.kill()
         proposal = info.get("proposal", {})

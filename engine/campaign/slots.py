@@ -40,9 +40,13 @@ class Slots:
 
     # -- the campaign thread's side ------------------------------------------------------------
 
-    def submit(self, candidate: Candidate) -> None:
+    def submit(self, candidate: Candidate, first: bool = False) -> None:
+        """Queue work for the next free slot; ``first`` puts it ahead of the queue (confirmations)."""
         with self._cond:
-            self._ready.append(candidate)
+            if first:
+                self._ready.appendleft(candidate)
+            else:
+                self._ready.append(candidate)
             self._cond.notify_all()
 
     @property

@@ -8,6 +8,8 @@ import re
 import socket
 from pathlib import Path
 
+import tomllib
+
 from engine.control.events import EventType
 from engine.store.journal import read_events
 from engine.store.ledger import Ledger, LedgerError, ledger_warnings
@@ -116,22 +118,34 @@ def sandbox_label(meta: dict, records: dict[str, dict]) -> str:
     return "bwrap" if all(kind == "bwrap" for kind in ran) else "none"
 
 
+def _maximize(root: Path, meta: dict) -> bool:
+    """The metric direction of the profile as the campaign started (its snapshot in campaign.json,
+    else the workspace's profile file); higher is better when neither says otherwise."""
+    text = meta.get("profile_toml") or ""
+    try:
+        if not text:
+            text = (Path(root) / "profiles" / f"{meta['profile']}.toml").read_text()
+        return tomllib.loads(text).get("metric", {}).get("direction", "maximize") != "minimize"
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return True
+
+
 def summary(root: Path, tag: str) -> dict:
     directory = campaigns_root(root) / tag
     try:
-        return _summary(directory, tag)
+        return _summary(root, directory, tag)
     except (LedgerError, json.JSONDecodeError) as error:  # only this campaign fails, and says where
         raise LedgerError(f"campaign {tag}: {error}") from None
 
 
-def _summary(directory: Path, tag: str) -> dict:
+def _summary(root: Path, directory: Path, tag: str) -> dict:
     meta = json.loads((directory / "campaign.json").read_text())
     ledger = Ledger(directory)
     rows = ledger.rows()
     state, reason = state_and_reason(directory)
     candidates = [r for r in rows if r.status != "literature"]
     scored = [r for r in candidates if r.score is not None and r.status != "crash"]
-    maximize = True
+    maximize = _maximize(root, meta)
     best = max(scored, key=lambda r: r.score if maximize else -r.score, default=None)
     records = ledger.latest_candidates()
     return {
@@ -151,6 +165,7 @@ def _summary(directory: Path, tag: str) -> dict:
         "aborted": sum(r.get("status") == "aborted" for r in records.values()),
         "baseline": scored[0].score if scored else None,
         "best": best.score if best else None,
+        "maximize": maximize,
         "best_description": best.description if best else "",
         "best_candidate": best.artifacts.removeprefix("runs/") if best else None,
         "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,

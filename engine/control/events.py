@@ -22,6 +22,7 @@ class EventType(str, Enum):
     CANDIDATE_STARTED = "candidate_started"
     CANDIDATE_LOG = "candidate_log"
     CANDIDATE_FINISHED = "candidate_finished"
+    CANDIDATE_CONFIRMING = "candidate_confirming"  # re-runs on the confirmation seeds before a keep
     CANDIDATE_REVIEWED = "candidate_reviewed"
     DECISION = "decision"
     NOTE = "note"

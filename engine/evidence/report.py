@@ -16,6 +16,7 @@ import git
 
 from engine.campaign.status import list_tags, sandbox_label
 from engine.evidence.compare import campaign_facts, mean_pm
+from engine.evidence.confirmations import confirmation_section
 from engine.evidence.plots import milestones, progress_png
 from engine.evidence.runs import (
     CampaignView,
@@ -68,6 +69,7 @@ def render(campaign: CampaignView) -> str:
         _path(campaign),
         _mechanisms(campaign),
         _evidence(campaign, facts),
+        confirmation_section(campaign),
         _controls(campaign),
         _runtime(campaign, facts),
         _telemetry(facts),

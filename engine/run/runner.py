@@ -4,6 +4,10 @@ The job runs in its own session with its own NVFlare workspace and log file; on 
 every process of the run gets SIGTERM, a grace period, then SIGKILL, so no simulator
 server or client is left behind. The score is read from NVFlare's own ``cross_val_results.json``,
 not from what the job prints.
+
+A lean run (the default) returns as soon as ``cross_val_results.json`` holds the final model's
+metric for every scored client: NVFlare writes that file once, at the end of the run, and the
+simulator then takes several seconds more to shut down; the runner stops it instead.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ from pathlib import Path
 import psutil
 
 from engine.profile import Profile, Scalar
+from engine.run.phases import PhaseClock
 from engine.store.redact import redact
 
 GRACE_SECONDS = 10.0
+EARLY_STOP_GRACE_SECONDS = 1.0  # the score is already complete: nothing of the run is still needed
+RESULT_GLOB = "*/server/*/cross_site_val/cross_val_results.json"  # under the run's NVFlare workspace
 RUN_TOKEN_VAR = "AFR_RUN_TOKEN"
 CRASH_SCORE = 0.0
 EVALUATION_SUBSETS = ("validation", "heldout", "full")
@@ -44,6 +51,15 @@ class RunResult:
     error: str = ""
     sandbox: str = "none"  # "bwrap" or "none": what the job ran in
     evaluator: dict = field(default_factory=dict)  # afr's evaluator: per-site scores, counts (trusted runs)
+    # Where the time went (engine/run/phases.py); None where the run never got that far.
+    startup_seconds: float | None = None
+    rounds_seconds: float | None = None
+    final_eval_seconds: float | None = None
+    rounds_completed: int = 0
+    round_seconds: list[float] = field(default_factory=list)
+    round_metrics: list[float | None] = field(default_factory=list)
+    shutdown_seconds: float | None = None  # score complete -> runner returned (processes ended)
+    early_return: bool = False  # returned on the complete result, before the simulator exited
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,19 +73,28 @@ def job_command(
     env: str,
     smoke: bool,
     seed: int | None = None,
+    lean: bool = True,
 ) -> list[str]:
     job = root / profile.task_dir / profile.job
+    knobs = [] if lean else ["--no-lean"]
+    if profile.run.threads_per_site is not None:
+        knobs += ["--threads_per_site", str(profile.run.threads_per_site)]
     return [
         sys.executable,
         "-u",
         str(job),
         *profile.job_flags(args, smoke=smoke, seed=seed),
+        "--metric",  # the profile's metric and direction, so the job's NVFlare key metric agrees
+        profile.metric.name,
+        "--metric_direction",
+        profile.metric.direction,
         "--env",
         env,
         "--workspace",
         str(run_dir / "nvflare"),
         "--result_json",
         str(run_dir / "job_result.json"),
+        *knobs,
     ]
 
 
@@ -123,16 +148,69 @@ def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS
     process.poll()
 
 
-def _pump(stream, log, tail: deque, on_line, heard: list[float]) -> None:
+def _pump(stream, log, tail: deque, on_line, heard: list[float], clock: PhaseClock) -> None:
     for line in stream:
         heard[0] = time.monotonic()
         line = redact(line)  # candidate code may print a key: job.log, the journal and the cockpit never see it
         log.write(line)
-        log.flush()
         line = line.rstrip("\n")
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
+        derived = clock.feed(line, heard[0])
+        for extra in derived:
+            log.write(extra + "\n")
+        log.flush()
+        for shown in [line, *derived]:
+            tail.append(shown)
+            if on_line is not None:
+                on_line(shown)
+
+
+@dataclass
+class CompleteResult:
+    result_dir: Path
+    results_file: Path
+    content: bytes  # the file as it was when it first scored every client
+
+
+def complete_result(
+    root: Path, profile: Profile, run_dir: Path, since: float
+) -> CompleteResult | None:
+    """NVFlare's result once its ``cross_val_results.json`` scores every scored client, else None.
+
+    The file must be newer than ``since`` (a retry reuses the run directory) and parse
+    completely: NVFlare writes it in one go, so a half-written file fails to parse.
+    """
+    clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
+    for found in (run_dir / "nvflare").glob(RESULT_GLOB):
+        try:
+            if found.stat().st_mtime < since:
+                continue
+            content = found.read_bytes()
+            result_dir = found.parents[3]
+            final_score_json(result_dir, profile.metric.name, clients)  # plain JSON: no worktree code
+            if found.read_bytes() != content:
+                continue  # rewritten meanwhile: look again on the next tick
+        except (OSError, ValueError, KeyError):
+            continue
+        return CompleteResult(result_dir, found, content)
+    return None
+
+
+def keep_complete(result: CompleteResult) -> bool:
+    """Put back the complete file if a writer stopped by the runner left it truncated.
+
+    NVFlare 2.9's recipes register two ``ValidationJsonGenerator``s: both write the same
+    content at the end of the run, one after the other, and the second may be stopped
+    mid-write. True when the file had to be restored.
+    """
+    try:
+        if result.results_file.read_bytes() == result.content:
+            return False
+    except OSError:
+        pass
+    partial = result.results_file.with_name(result.results_file.name + ".afr-tmp")
+    partial.write_bytes(result.content)
+    os.replace(partial, result.results_file)
+    return True
 
 
 def run_job(
@@ -153,8 +231,12 @@ def run_job(
     sandbox_spec=None,
     sandbox: str | None = None,
     trusted=None,
+    lean: bool = True,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
+
+    ``lean`` runs the job with its single-machine NVFlare knobs and returns on the complete
+    result (simulation only); ``lean=False`` runs NVFlare's defaults and waits for the job to exit.
 
     ``subset`` is the part of each client's evaluation split it is scored on: "validation"
     (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
@@ -167,11 +249,11 @@ def run_job(
     """
     if trusted is not None:
         options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
-        options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset)
+        options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset, lean=lean)
         return trusted.run(run_job, root, profile, args, run_dir, **options)  # engine.run.trusted
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
-    command = job_command(root, profile, args, run_dir, env, smoke, seed)
+    command = job_command(root, profile, args, run_dir, env, smoke, seed, lean)
     token = uuid.uuid4().hex
     run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token, **evaluation_environment(profile, subset)}
     if gpu is not None:
@@ -181,8 +263,13 @@ def run_job(
     stall_seconds = profile.run.stall_seconds if stall_seconds is None else stall_seconds
     tail: deque[str] = deque(maxlen=40)
     started = time.monotonic()
+    started_wall = time.time() - 1.0  # file times are coarser than the clock
+    watch_result = env == "sim"  # a POC job copies its result out before it exits: wait for it
+    rounds = profile.smoke.get("num_rounds", profile.budget.num_rounds) if smoke else profile.budget.num_rounds
+    clock = PhaseClock(started, int(rounds), profile.metric.name)
     timed_out = False
     cwd = root
+    complete: CompleteResult | None = None
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
@@ -202,7 +289,9 @@ def run_job(
         if on_start is not None:
             on_start(token)  # lets a resumed engine find and kill this run's processes
         heard = [time.monotonic()]
-        pump = threading.Thread(target=_pump, args=(process.stdout, log, tail, on_line, heard), daemon=True)
+        pump = threading.Thread(
+            target=_pump, args=(process.stdout, log, tail, on_line, heard, clock), daemon=True
+        )
         pump.start()
         stalled = False
         while process.poll() is None:
@@ -213,26 +302,53 @@ def run_job(
             if stall_seconds and now - heard[0] > stall_seconds:
                 stalled = True
                 break
+            if watch_result and clock.result_at is None:
+                complete = complete_result(root, profile, run_dir, started_wall)
+                if complete is not None:
+                    clock.result_complete(time.monotonic())
+                    if lean:
+                        break
             time.sleep(0.2)
-        stop_run(process, token)  # on timeout, and after a normal exit for any worker left behind
+        if clock.result_at is None and process.returncode == 0:
+            clock.result_complete(time.monotonic())
+        early_return = lean and complete is not None
+        # On timeout, on an early return, and after a normal exit for any worker left behind.
+        stop_run(process, token, EARLY_STOP_GRACE_SECONDS if early_return else GRACE_SECONDS)
         pump.join(timeout=5)
+        if early_return:
+            restored = keep_complete(complete)
+            log.write("afr: result complete; the runner stopped the simulator\n")
+            if restored:
+                log.write("afr: restored cross_val_results.json as first written complete\n")
     runtime = time.monotonic() - started
     returncode = process.returncode
+    phases = asdict(clock.phases())
 
     def failed(status: str, error: str) -> RunResult:
-        return RunResult(status, CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), error)
+        return RunResult(
+            status, CRASH_SCORE, {}, runtime, str(log_path), None, returncode, list(tail), error, **phases
+        )
 
     if stalled:
         return failed("stalled", f"no output for {stall_seconds:.0f} s: the NVFlare job stalled")
     if timed_out:
         return failed("timeout", f"timed out after {timeout:.0f} s")
     result_file = run_dir / "job_result.json"
-    if returncode != 0 or not result_file.is_file():
+    if not early_return and (returncode != 0 or not result_file.is_file()):
         return failed(
             "crash",
             next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"),
         )
-    return _score(root, profile, result_file, runtime, log_path, returncode, list(tail))
+    result_dir = complete.result_dir if early_return else Path(json.loads(result_file.read_text())["result_dir"])
+    result = _score(root, profile, result_dir, runtime, log_path, returncode, list(tail))
+    for name, value in phases.items():
+        setattr(result, name, value)
+    result.early_return = early_return
+    result.shutdown_seconds = None if clock.result_at is None else round(started + runtime - clock.result_at, 3)
+    if result.status == "ok":
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(f"afr: score: {result.score:.6f}\n")
+    return result
 
 
 def _sandboxed(
@@ -245,25 +361,29 @@ def _sandboxed(
     return boxed.argv, boxed.env, Path(boxed.cwd)
 
 
-def _score(root, profile, result_file, runtime, log_path, returncode, tail) -> RunResult:
-    """The job's own per-site scores, read as plain JSON (nothing of the worktree is imported).
+def final_score_json(result_dir: Path, metric: str, clients: list[str] | None) -> tuple[float, dict[str, float]]:
+    """The job's own mean and per-site final-model metric, read as plain JSON.
 
-    Without the trusted path (direct runs in tests and benchmarks) this is the score; with
-    it, only the cross-check of afr's evaluator.
+    Nothing of the worktree is imported (its ``scoring.py`` is candidate-reachable). Without
+    the trusted path (direct runs in tests and benchmarks) this is the score; with it, only
+    the cross-check of afr's evaluator. Raises ValueError when a scored client is missing.
     """
     from engine.run.evaluator import reported_scores
 
+    scores = reported_scores(Path(result_dir), metric)
+    chosen = sorted(scores) if clients is None else clients
+    missing = [site for site in chosen if site not in scores]
+    if missing or not chosen:
+        raise ValueError(f"final evaluation has no result for {missing or 'any client'}")
+    per_site = {site: scores[site] for site in chosen}
+    return sum(per_site.values()) / len(per_site), per_site
+
+
+def _score(root, profile, result_dir: Path, runtime, log_path, returncode, tail) -> RunResult:
+    """The job's own score of record (plain JSON; see ``final_score_json``)."""
     clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
     try:
-        reported = json.loads(result_file.read_text()[:1_000_000])
-        result_dir = str(reported["result_dir"])
-        scores = reported_scores(Path(result_dir), profile.metric.name)
-        chosen = sorted(scores) if clients is None else clients
-        missing = [site for site in chosen if site not in scores]
-        if missing or not chosen:
-            raise ValueError(f"final evaluation has no result for {missing or 'any client'}")
+        score, per_site = final_score_json(result_dir, profile.metric.name, clients)
     except (OSError, ValueError, KeyError, TypeError) as error:
         return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, tail, str(error))
-    per_site = {site: scores[site] for site in chosen}
-    score = sum(per_site.values()) / len(per_site)
-    return RunResult("ok", score, per_site, runtime, str(log_path), result_dir, returncode, tail)
+    return RunResult("ok", score, per_site, runtime, str(log_path), str(result_dir), returncode, tail)

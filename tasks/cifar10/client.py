@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tasks.cifar10.data import load_site
 from tasks.cifar10.model import DEFAULT_ARCH, build_model
 from tasks.shared.evaluation import accuracy
+from tasks.shared.site_runtime import tune_client_api
 from tasks.shared.training import (
     NUM_TRAIN_SAMPLES,
     SCAFFOLD_CTRL_DIFF,
@@ -95,6 +96,7 @@ def endless(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
 def main() -> None:
     args = parse_args()
     flare.init()
+    tune_client_api()  # NVFlare settings the job asked this site process to apply
     site_name = flare.get_site_name()
     seed = site_seed(args.seed, site_name)
     seed_everything(seed)

@@ -19,6 +19,7 @@ from nvflare.app_common.abstract.fl_model import ParamsType
 from tasks.fed_heart_disease.data import load_site
 from tasks.fed_heart_disease.model import DEFAULT_ARCH, build_model
 from tasks.shared.evaluation import accuracy, log_loss
+from tasks.shared.site_runtime import tune_client_api
 from tasks.shared.training import (
     NUM_TRAIN_SAMPLES,
     SCAFFOLD_CTRL_DIFF,
@@ -52,6 +53,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     flare.init()
+    tune_client_api()  # NVFlare settings the job asked this site process to apply
     site_name = flare.get_site_name()
     seed = site_seed(args.seed, site_name)
     seed_everything(seed)

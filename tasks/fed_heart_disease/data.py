@@ -15,19 +15,23 @@ are standardised with that hospital's own training mean and (unbiased) standard 
 The bridge is a plain function API (``load_site``, ``describe``) so a trusted process can
 call it as well as a client: ``load_site(name, environ)`` takes the evaluation subset from
 ``environ`` (the process environment when None).
+
+Building the split needs pandas and scikit-learn, about a second of imports in every site
+process; the built arrays are cached (numpy only to read back) and a cache is used only when
+its content hashes to ``FEDERATION_SHA256``, so a damaged or edited cache is never trained on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from tasks.shared.holdout import subset_indices
 from tasks.shared.views import load_view
@@ -45,6 +49,9 @@ NUM_FEATURES = 13
 TRAIN_FRACTION = 0.66
 SPLIT_SEED = 43
 STD_EPSILON = 1e-9  # FLamby's guard against a zero standard deviation
+# SHA-256 of the built federation (``federation_digest``): what the cache must hold.
+FEDERATION_SHA256 = "6f910ab43ec0632388188af0cddf03bfd083e301e6b16133e1c65f9af05ad788"
+PARTS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,77 @@ def verify_files() -> None:
             raise ValueError(f"{path.name}: SHA-256 {actual} does not match the UCI release {expected}")
 
 
+def federation_digest(sites: tuple[Site, ...]) -> str:
+    digest = hashlib.sha256()
+    for site in sites:
+        digest.update(f"{site.name}/{site.hospital}".encode())
+        for part in (site.train, site.test):
+            for array in (part.features, part.labels):
+                digest.update(f"{array.dtype}{array.shape}".encode())
+                digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def cache_path() -> Path:
+    root = os.environ.get("AFR_DATA_CACHE") or Path.home() / ".cache" / "afr"
+    return Path(root) / f"fed_heart_disease_{FEDERATION_SHA256[:16]}.npz"
+
+
+def read_cache() -> tuple[Site, ...] | None:
+    try:
+        with np.load(cache_path()) as stored:
+            sites = tuple(
+                Site(
+                    f"site-{number}",
+                    hospital,
+                    *(
+                        Split(stored[f"{hospital}_{part}_x"], stored[f"{hospital}_{part}_y"])
+                        for part in PARTS
+                    ),
+                )
+                for number, hospital in enumerate(HOSPITALS, start=1)
+            )
+    except (OSError, KeyError, ValueError):
+        return None
+    return sites if federation_digest(sites) == FEDERATION_SHA256 else None
+
+
+def write_cache(sites: tuple[Site, ...]) -> None:
+    """Best effort: a read-only cache directory only costs the next process the build."""
+    arrays = {}
+    for site in sites:
+        for part in PARTS:
+            split = getattr(site, part)
+            arrays[f"{site.hospital}_{part}_x"], arrays[f"{site.hospital}_{part}_y"] = (
+                split.features,
+                split.labels,
+            )
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False) as handle:
+            np.savez(handle, **arrays)
+        os.replace(handle.name, path)
+    except OSError:
+        pass
+
+
 @lru_cache(maxsize=1)
 def load_federation() -> tuple[Site, ...]:
     verify_files()
+    sites = read_cache()
+    if sites is None:
+        sites = build_federation()
+        if federation_digest(sites) == FEDERATION_SHA256:
+            write_cache(sites)
+    return sites
+
+
+def build_federation() -> tuple[Site, ...]:
+    """FLamby's federation from the UCI files, standardised per hospital (see the module docstring)."""
+    import pandas as pd  # only to build the cache: a site process reads the cache with numpy
+    from sklearn.model_selection import train_test_split
+
     frames, hospital_of_row, split_of_row = [], [], []
     for hospital in HOSPITALS:
         frame = pd.read_csv(data_file(hospital), header=None, na_values="?")

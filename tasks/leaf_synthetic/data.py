@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -117,8 +118,9 @@ def user_split(user: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     return order[:n_train], order[n_train:]
 
 
-def load_site(site_name: str, num_clients: int) -> Site:
-    """A client's splits; its test split is the evaluation subset the engine asked for.
+def load_site(site_name: str, num_clients: int, environ: Mapping[str, str] | None = None) -> Site:
+    """A client's splits; its test split is the evaluation subset ``environ`` asks for
+    (the process environment when None).
 
     In afr's sandbox the generated data is out of reach and the site's view written by afr is read instead.
     """
@@ -126,7 +128,7 @@ def load_site(site_name: str, num_clients: int) -> Site:
     if view is not None:
         return Site(site_name, (), Split(view[0], view[1]), Split(view[2], view[3]))
     site = _full_site(site_name, num_clients)
-    keep = subset_indices(site.test.labels, site_name)
+    keep = subset_indices(site.test.labels, site_name, environ)
     return Site(site.name, site.users, site.train, Split(site.test.features[keep], site.test.labels[keep]))
 
 

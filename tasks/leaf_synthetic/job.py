@@ -68,6 +68,7 @@ def main() -> None:
         aggregator_data_kind=DataKind.WEIGHT_DIFF,
         key_metric=args.metric,
         key_metric_mode=jobs.key_metric_mode(args),
+        model_locator=jobs.model_locator(args),  # what the final evaluation scores (jobs.NVFlareKnobs)
     )
     jobs.run(recipe, args, args.n_clients)
 

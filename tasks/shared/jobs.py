@@ -9,6 +9,11 @@ The metric: each task's ``job.py`` declares the metric its clients report
 (``TaskMetric``: a name and whether higher or lower is better); ``--metric`` and
 ``--metric_direction`` pick another one the clients also report. The name and direction
 reach NVFlare (``key_metric``, ``key_metric_mode``), the score and the result JSON.
+
+NVFlare's defaults suit sites on different machines polling a remote server. A research run
+has every site on one machine, so ``--lean`` (the default) sets NVFlare's own knobs for that
+case; ``--no-lean`` keeps NVFlare's defaults. Both compute the same model bit for bit: the
+knobs change only how long processes wait for each other and how many threads torch uses.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Literal
 
 from tasks.shared.aggregators import AGGREGATOR_CHOICES, build_aggregator
 from tasks.shared.scoring import final_score
+from tasks.shared.site_runtime import POLL_VAR
 
 TASKS_ROOT = Path(__file__).resolve().parents[2]
 DIRECTIONS = ("maximize", "minimize")
@@ -39,6 +45,48 @@ class TaskMetric:
 
 
 ACCURACY = TaskMetric("accuracy", "maximize")
+
+
+@dataclass(frozen=True)
+class NVFlareKnobs:
+    """How NVFlare schedules a job; none of these changes what the job computes."""
+
+    # Server config ``server.task_request_interval`` (config_fed_server.json): after every
+    # task, the server tells the client to wait this long before asking for the next one.
+    task_request_interval: float
+    # ``task_check_period`` of the FedAvg and CrossSiteModelEval controllers: how often a
+    # controller looks whether its tasks are done.
+    task_check_period: float
+    # torch intra-op threads in every NVFlare process (OMP_NUM_THREADS, inherited by the
+    # simulator's server and site processes); 0 leaves torch's default (one per core).
+    threads_per_site: int
+    # Final global evaluation scores only FL_global_model.pt (what afr reads), not also
+    # the "best" model NVFlare's model selector saved.
+    final_model_only: bool
+    # How often a site's in-process Client API looks for the trainer's result and for the
+    # next task: NVFlare 2.9 fixes it at 0.5 s with no setting (in_process_backend.py
+    # _RESULT_POLL_INTERVAL); each site process applies this value to itself through
+    # tasks/shared/site_runtime.py (the task's client.py calls it after flare.init()).
+    client_poll_interval: float
+
+
+# NVFlare 2.9's own defaults: what an untuned job runs with (``--no-lean``).
+STOCK = NVFlareKnobs(
+    task_request_interval=2.0,
+    task_check_period=0.5,
+    threads_per_site=0,
+    final_model_only=False,
+    client_poll_interval=0.5,
+)
+# One machine: sites answer within milliseconds, and several site processes share few cores,
+# where more than one OpenMP thread each only spin-waits on tiny models.
+LEAN = NVFlareKnobs(
+    task_request_interval=0.1,
+    task_check_period=0.02,
+    threads_per_site=1,
+    final_model_only=True,
+    client_poll_interval=0.02,
+)
 
 
 def add_common_args(
@@ -58,6 +106,81 @@ def add_common_args(
     parser.add_argument("--fedadam_beta1", type=float, default=0.9)
     parser.add_argument("--fedadam_beta2", type=float, default=0.99)
     parser.add_argument("--fedadam_tau", type=float, default=1e-3)
+    add_knob_args(parser)
+
+
+def add_knob_args(parser: argparse.ArgumentParser) -> None:
+    """NVFlare's scheduling knobs; each defaults to the ``--lean`` or ``--no-lean`` value."""
+    knobs = parser.add_argument_group("NVFlare knobs (defaults: LEAN, or STOCK with --no-lean)")
+    knobs.add_argument(
+        "--lean",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="single-machine settings (default); --no-lean keeps NVFlare's defaults",
+    )
+    knobs.add_argument("--task_request_interval", type=float, default=None, help="seconds, > 0")
+    knobs.add_argument("--task_check_period", type=float, default=None, help="seconds, > 0")
+    knobs.add_argument(
+        "--threads_per_site", type=int, default=None, help="torch threads per process; 0: default"
+    )
+    knobs.add_argument(
+        "--final_model_only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="evaluate only the final global model at the end",
+    )
+    knobs.add_argument("--client_poll_interval", type=float, default=None, help="seconds, > 0")
+
+
+def knobs_from_args(args: argparse.Namespace) -> NVFlareKnobs:
+    """The lean or stock knobs, with any knob given on the command line replacing its default."""
+    base = LEAN if args.lean else STOCK
+    chosen = {
+        name: getattr(base, name) if getattr(args, name) is None else getattr(args, name)
+        for name in NVFlareKnobs.__dataclass_fields__
+    }
+    knobs = NVFlareKnobs(**chosen)
+    if min(knobs.task_request_interval, knobs.task_check_period, knobs.client_poll_interval) <= 0:
+        raise SystemExit(
+            "error: --task_request_interval, --task_check_period and --client_poll_interval must be > 0"
+        )
+    if knobs.threads_per_site < 0:
+        raise SystemExit("error: --threads_per_site must be >= 0")
+    return knobs
+
+
+def model_locator(args: argparse.Namespace):
+    """The ``model_locator`` for ``FedAvgRecipe``: final model only when the knob says so, else NVFlare's."""
+    if not knobs_from_args(args).final_model_only:
+        return None
+    from tasks.shared.final_model import FinalModelLocator
+
+    return FinalModelLocator()
+
+
+def apply_knobs(recipe, knobs: NVFlareKnobs) -> None:
+    """Set the knobs on ``recipe`` (after ``add_final_global_evaluation``) and on this process's environment."""
+    recipe.add_server_config({"server": {"task_request_interval": knobs.task_request_interval}})
+    # The Recipe API exposes no task_check_period: set it on the server's controllers
+    # (FedAvg, CrossSiteModelEval) before the job config is written, where NVFlare reads
+    # the constructor argument back from the controller's ``_task_check_period``.
+    controllers = [flow.controller for flow in recipe._job._deploy_map["server"].app_config.workflows]
+    if not controllers or not all(hasattr(c, "_task_check_period") for c in controllers):
+        raise RuntimeError("NVFlare's server workflows changed shape: cannot set task_check_period")
+    for controller in controllers:
+        controller._task_check_period = float(knobs.task_check_period)
+    # Inherited by the site processes; at NVFlare's own value nothing is patched.
+    if knobs.client_poll_interval == STOCK.client_poll_interval:
+        os.environ.pop(POLL_VAR, None)
+    else:
+        os.environ[POLL_VAR] = repr(knobs.client_poll_interval)
+    if knobs.threads_per_site:
+        import torch
+
+        threads = str(knobs.threads_per_site)
+        os.environ["OMP_NUM_THREADS"] = threads  # read by torch in each process NVFlare starts
+        os.environ["MKL_NUM_THREADS"] = threads
+        torch.set_num_threads(knobs.threads_per_site)
 
 
 def aggregator_from_args(args: argparse.Namespace):
@@ -116,6 +239,9 @@ def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
     make_importable()
     clients = eval_clients(args.final_eval_clients, num_clients)
     add_final_global_evaluation(recipe, participating_clients=clients)
+    knobs = knobs_from_args(args)
+    apply_knobs(recipe, knobs)
+    print(f"NVFlare knobs: {knobs}")
     workspace = Path(args.workspace or Path(os.environ.get("TMPDIR", "/tmp")) / "afr-nvflare").resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     started = time.time()

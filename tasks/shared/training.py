@@ -158,9 +158,11 @@ def local_train(
     With ``device`` each batch moves there first; ``amp`` runs the forward pass and loss in
     bfloat16 autocast (no loss scaling needed, unlike float16).
     """
-    from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
+    proximal = None
+    if fedprox_mu > 0:  # imported only when used: every site process pays for its imports
+        from nvflare.app_opt.pt.fedproxloss import PTFedProxLoss
 
-    proximal = PTFedProxLoss(mu=fedprox_mu) if fedprox_mu > 0 else None
+        proximal = PTFedProxLoss(mu=fedprox_mu)
     model.train()
     total = 0.0
     for _ in range(steps):
