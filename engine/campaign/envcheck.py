@@ -14,7 +14,6 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from engine.control.events import EventType
 from engine.run.integrity import Fingerprint, fingerprint_problem, take_fingerprint
 from engine.run.trusted import TrustedScoring
 
@@ -84,15 +83,6 @@ def stop_on_environment_change(campaign) -> bool:
     problem = campaign.envcheck.problem() if getattr(campaign, "envcheck", None) else None
     if not problem:
         return False
-    campaign.stop_requested = True
-    slots = campaign.slots
-    for candidate in slots.take_unstarted() if slots is not None else []:
-        campaign.in_flight.pop(candidate.id, None)
-        campaign.finalise(candidate, "rejected", error="not run: the environment check failed")
-        campaign.repo.remove_worktree(candidate.id)
-    while slots is not None and slots.in_flight:
-        campaign.review(slots.finished(timeout=0.5))
-    campaign.checkpoint()
-    campaign.set_state("stopped")
-    campaign.emit(EventType.STOPPED, phase="done", reason=f"environment check: {problem}"[:300])
+    campaign.stop_reason = f"environment check: {problem}"[:300]
+    campaign.stop_requested = True  # the loop's stop path: queued candidates are not run
     return True

@@ -222,7 +222,7 @@ class Campaign:
                     continue
                 self.checkpoint()
                 self.set_state("stopped")
-                reason = "aborted by the human" if self.aborting else "stopped by the human"
+                reason = getattr(self, "stop_reason", "") or ("aborted by the human" if self.aborting else "stopped by the human")
                 self.emit(EventType.STOPPED, phase="done", reason=reason)
                 return
             if self.paused:
@@ -245,7 +245,7 @@ class Campaign:
             if self.stop_requested or self.paused:
                 continue
             if stop_on_environment_change(self):
-                return
+                continue  # the stop path below ends it, with the check's reason
             candidate = self._prepare(self._propose(), self.repo.head())
             self._check_cost_cap()
             if candidate and approved(self, candidate):
