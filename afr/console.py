@@ -219,6 +219,8 @@ def print_status(summary: dict, out=sys.stdout) -> None:
         + (f", {summary['aborted']} aborted" if summary.get("aborted") else ""),
         soft_wrap=True,  # one line per fact, however narrow the terminal (or a pipe)
     )
+    if summary.get("sandbox"):
+        console.print(f"sandbox: {summary['sandbox']}", soft_wrap=True)
     if summary.get("best") is not None:
         console.print(
             f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})",

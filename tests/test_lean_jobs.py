@@ -20,7 +20,6 @@ from engine.run.runner import (
     complete_result,
     job_command,
     keep_complete,
-    load_scoring,
     processes_of_run,
     run_job,
 )
@@ -136,7 +135,6 @@ def test_phase_clock_reads_rounds_and_metrics_from_nvflare_lines():
 def test_a_result_counts_only_when_complete_and_is_kept_complete(root, tmp_path):
     """Half-written or stale files are not a result; a file a stopped writer truncated is put back."""
     profile = load_profile(root, "fed_heart_disease")
-    scoring = load_scoring(root)
     results = (
         tmp_path / "nvflare" / "job" / "server" / "simulate_job" / "cross_site_val" / "cross_val_results.json"
     )
@@ -149,10 +147,10 @@ def test_a_result_counts_only_when_complete_and_is_kept_complete(root, tmp_path)
         json.dumps({"site-1": {"SRV_FL_global_model.pt": {"accuracy": 1.0}}}),
     ):
         results.write_text(partial)
-        assert complete_result(root, profile, tmp_path, 0.0, scoring) is None
+        assert complete_result(root, profile, tmp_path, 0.0) is None
     results.write_text(whole)
-    assert complete_result(root, profile, tmp_path, time.time() + 60, scoring) is None  # older than the run
-    found = complete_result(root, profile, tmp_path, 0.0, scoring)
+    assert complete_result(root, profile, tmp_path, time.time() + 60) is None  # older than the run
+    found = complete_result(root, profile, tmp_path, 0.0)
     assert found is not None and found.result_dir == tmp_path / "nvflare" / "job"
     assert keep_complete(found) is False
     results.write_text(whole[:10])  # a second writer, stopped mid-write

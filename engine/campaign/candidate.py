@@ -73,6 +73,8 @@ class Candidate:
                 log_path=result.log_path,
                 log_tail=result.log_tail[-20:] if result.status != "ok" else [],
             )
+            # What scored it: the sandbox the job ran in and afr's evaluator (trusted runs only).
+            record.update(sandbox=getattr(result, "sandbox", "none"), evaluator=getattr(result, "evaluator", {}))
             # Everything but the NVFlare job: proposing, git, validation, review, ledger.
             record["timings"]["engine_seconds"] = max(0.0, now - self.proposed - result.runtime_seconds)
             # Inside the NVFlare job, from its log (engine/run/phases.py); None where not reached.

@@ -233,6 +233,7 @@ class Confirmer:
                 smoke=campaign.options.smoke,
                 gpu=gpu,
                 seed=job.seed,
+                trusted=getattr(campaign, "trusted", None),  # confirmations take the same trusted path
             )
             if result.status != "stalled" or attempt == 1:
                 return result

@@ -49,6 +49,7 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
             gpu=gpu,
             on_line=on_line,
             on_start=on_token,
+            trusted=getattr(campaign, "trusted", None),  # the score of record from afr's evaluator
         )
         if result.status != "stalled" or attempt == 1:
             break

@@ -19,6 +19,7 @@ from engine.agent.base import CandidateSpec, ProposalContext, Proposer, Proposer
 from engine.campaign.approval import approved
 from engine.campaign.candidate import Candidate
 from engine.campaign.confirm import Confirmer, ConfirmRun
+from engine.campaign.envcheck import attach, moved, stop_on_environment_change
 from engine.campaign.execute import run_candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
@@ -188,6 +189,7 @@ class Campaign:
         # Check every architecture of the unchanged model.py once, up front, so args-only
         # candidates reuse the verdicts instead of starting an interpreter each.
         self.slots = Slots(self.options.parallel, self._execute, self._may_start)
+        attach(self)  # self.trusted (the trusted scoring path) and self.envcheck (the environment record)
         try:
             self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
             self.set_state("running")
@@ -220,7 +222,7 @@ class Campaign:
                     continue
                 self.checkpoint()
                 self.set_state("stopped")
-                reason = "aborted by the human" if self.aborting else "stopped by the human"
+                reason = getattr(self, "stop_reason", "") or ("aborted by the human" if self.aborting else "stopped by the human")
                 self.emit(EventType.STOPPED, phase="done", reason=reason)
                 return
             if self.paused:
@@ -242,6 +244,8 @@ class Campaign:
             self._check_cost_cap()
             if self.stop_requested or self.paused:
                 continue
+            if stop_on_environment_change(self):
+                continue  # the stop path below ends it, with the check's reason
             candidate = self._prepare(self._propose(), self.repo.head())
             self._check_cost_cap()
             if candidate and approved(self, candidate):
@@ -394,14 +398,14 @@ class Campaign:
         """Commit ``results.tsv`` onto the campaign branch (after keeps, periodically, and at the end)."""
         rows = self.ledger.rows()
         if rows:
-            self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows")
+            moved(self, self.repo.checkpoint(self.ledger.results_path, f"results.tsv checkpoint: {len(rows)} rows"))
 
     def _record(self, candidate: Candidate, result: RunResult, status: str, extra: dict | None = None):
         cid, spec = candidate.id, candidate.spec
         self.in_flight.pop(cid, None)
         commit = candidate.commit
         if status == "keep":
-            self.repo.keep(commit, f"keep {cid}: {spec.description}")
+            moved(self, self.repo.keep(commit, f"keep {cid}: {spec.description}"))
         elif commit != candidate.parent:
             self.repo.archive(cid, commit)
         self.finalise(candidate, status, result=result, extra=extra)  # the full record first: it can rebuild the row

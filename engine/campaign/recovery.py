@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from engine.agent.base import CandidateSpec
 from engine.campaign.candidate import Candidate
+from engine.campaign.envcheck import moved
 from engine.control.events import Command, EventType
 from engine.run.runner import RunResult, processes_of_run
 from engine.store.ledger import ResultRow
@@ -25,7 +26,12 @@ def override(campaign: Campaign, command: Command) -> None:
         raise ValueError(f"candidate {command.candidate!r} has no keep/discard result to override")
     campaign.ledger.rewrite_status(f"runs/{command.candidate}", status)
     if status == "keep":
-        campaign.repo.keep(record["commit"], f"keep {command.candidate} (human override): {command.note}")
+        moved(
+            campaign,
+            campaign.repo.keep(
+                record["commit"], f"keep {command.candidate} (human override): {command.note}"
+            ),
+        )
     campaign.ledger.append_candidate(
         {**record, "status": status, "human": {"decision": f"override:{status}", "note": command.note}}
     )

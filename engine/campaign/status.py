@@ -111,6 +111,14 @@ def llm_totals(directory: Path, records: dict[str, dict]) -> dict:
     }
 
 
+def sandbox_label(meta: dict, records: dict[str, dict]) -> str:
+    """"bwrap" when every run so far was sandboxed, "none" when any was not (or none could be)."""
+    ran = [r.get("sandbox", "none") for r in records.values() if "run_status" in r]
+    if not ran:
+        return meta.get("sandbox", "none")
+    return "bwrap" if all(kind == "bwrap" for kind in ran) else "none"
+
+
 def _maximize(root: Path, meta: dict) -> bool:
     """The metric direction of the profile as the campaign started (its snapshot in campaign.json,
     else the workspace's profile file); higher is better when neither says otherwise."""
@@ -165,5 +173,6 @@ def _summary(root: Path, directory: Path, tag: str) -> dict:
         "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,
         "time": time_totals(records, meta.get("created")),
         "llm": llm_totals(directory, records),
+        "sandbox": sandbox_label(meta, records),
         "directory": str(directory),
     }

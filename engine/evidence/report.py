@@ -14,7 +14,7 @@ from pathlib import Path
 
 import git
 
-from engine.campaign.status import list_tags
+from engine.campaign.status import list_tags, sandbox_label
 from engine.evidence.compare import campaign_facts, mean_pm
 from engine.evidence.confirmations import confirmation_section
 from engine.evidence.plots import milestones, progress_png
@@ -373,10 +373,18 @@ def verify_integrity(campaign: CampaignView) -> tuple[int, list[str]]:
     return checked, problems
 
 
+SANDBOX_NOTE = (
+    "Scores of record are computed by afr's evaluator from the final model the server saved; "
+    "a job whose own cross-site scores disagree is a crash."
+)
+
+
 def _integrity(campaign: CampaignView) -> str:
     checked, problems = verify_integrity(campaign)
     files = len(campaign.meta.get("protected_hashes") or {})
     lines = ["## Integrity\n"]
+    trusted = any(r.get("evaluator") for r in campaign.records.values())
+    lines.append(f"sandbox: {sandbox_label(campaign.meta, campaign.records)}." + (" " + SANDBOX_NOTE if trusted else "") + "\n")
     if problems:
         lines.append(f"**{counted(len(problems), 'problem')}** in {counted(checked, 'candidate')}:")
         lines += [f"- {p}" for p in problems]

@@ -26,6 +26,7 @@ from engine.campaign.status import campaigns_root, resolve_tag
 from engine.evidence.stats import Paired, Summary, paired_difference, summarize
 from engine.profile import Profile, load_profile, parse_profile
 from engine.run.runner import RunResult, processes_of_run, run_job
+from engine.run.trusted import TrustedScoring
 from engine.store.ledger import Ledger, LedgerError, ResultRow, locked_append
 from engine.store.workspace import CampaignRepo
 
@@ -238,12 +239,14 @@ def run_jobs(
     counter = iter(range(1, len(todo) + 1))
     tokens: set[str] = set()
     stopping = threading.Event()
+    # One trusted scoring path for all runs: the evaluator's data is exported once per subset.
+    trusted = TrustedScoring.for_campaign(campaign.root, campaign.directory, campaign.profile)
 
     def execute(job: Job) -> EvidenceRow | None:
         slot = slots.get()
         try:
             gpu = (gpus or [None])[slot % len(gpus or [None])]
-            row = _run_one(campaign, repo, job, run_fn, gpu, report, tokens.add, stopping)
+            row = _run_one(campaign, repo, job, run_fn, gpu, report, tokens.add, stopping, trusted)
             if row is not None:
                 score = "" if row.score is None else f" {row.score:.4f}"
                 report(f"[{next(counter)}/{len(todo)}] {job.name}: {row.status}{score}")
@@ -266,7 +269,7 @@ def run_jobs(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_one(campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping) -> EvidenceRow | None:
+def _run_one(campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping, trusted=None) -> EvidenceRow | None:
     record = job.record
     commit = record.get("commit") or campaign.meta.get("base_commit") or repo.head()
     worktree_id = f"evidence-{job.name}"
@@ -286,6 +289,7 @@ def _run_one(campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping) 
                 seed=job.seed,
                 subset=job.subset,
                 on_start=on_start,
+                trusted=trusted,
             )
             if result.status != "stalled" or attempt == 1:
                 break

@@ -27,7 +27,7 @@ def main(spec: dict) -> dict:
     data = importlib.import_module(spec["task_package"] + ".data")
     holdout = importlib.import_module("tasks.shared.holdout")
     views = importlib.import_module("tasks.shared.views")
-    takes_clients = len(inspect.signature(data.load_site).parameters) > 1
+    takes_clients = "num_clients" in inspect.signature(data.load_site).parameters  # LEAF: (site, num_clients)
     trusted, counts = Path(spec["trusted_dir"]), {}
     (trusted / "inputs").mkdir(parents=True, exist_ok=True)
     (trusted / "labels").mkdir(parents=True, exist_ok=True)

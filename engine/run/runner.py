@@ -13,7 +13,6 @@ simulator then takes several seconds more to shut down; the runner stops it inst
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -50,6 +49,8 @@ class RunResult:
     returncode: int | None
     log_tail: list[str] = field(default_factory=list)
     error: str = ""
+    sandbox: str = "none"  # "bwrap" or "none": what the job ran in
+    evaluator: dict = field(default_factory=dict)  # afr's evaluator: per-site scores, counts (trusted runs)
     # Where the time went (engine/run/phases.py); None where the run never got that far.
     startup_seconds: float | None = None
     rounds_seconds: float | None = None
@@ -171,7 +172,7 @@ class CompleteResult:
 
 
 def complete_result(
-    root: Path, profile: Profile, run_dir: Path, since: float, scoring
+    root: Path, profile: Profile, run_dir: Path, since: float
 ) -> CompleteResult | None:
     """NVFlare's result once its ``cross_val_results.json`` scores every scored client, else None.
 
@@ -185,7 +186,7 @@ def complete_result(
                 continue
             content = found.read_bytes()
             result_dir = found.parents[3]
-            scoring.final_score(result_dir, profile.metric.name, clients)
+            final_score_json(result_dir, profile.metric.name, clients)  # plain JSON: no worktree code
             if found.read_bytes() != content:
                 continue  # rewritten meanwhile: look again on the next tick
         except (OSError, ValueError, KeyError):
@@ -228,6 +229,8 @@ def run_job(
     stall_seconds: float | None = None,
     subset: str = "validation",
     sandbox_spec=None,
+    sandbox: str | None = None,
+    trusted=None,
     lean: bool = True,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
@@ -239,8 +242,15 @@ def run_job(
     (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
     else the whole split. The protected data bridge reads it from the environment.
     ``sandbox_spec`` (an ``engine.run.sandbox.SandboxSpec``) runs the job in the sandbox
-    with only the run's own variables (``engine.run.jobbox.job_spec`` builds one).
+    with only the run's own variables (``engine.run.jobbox.job_spec`` builds one), under
+    ``sandbox`` ("bwrap", or "none": the allow-listed environment only; default: what works).
+    ``trusted`` (an ``engine.run.trusted.TrustedScoring``) takes the trusted path: the job
+    sandboxed and the score of record computed by afr's evaluator (``TrustedScoring.run``).
     """
+    if trusted is not None:
+        options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
+        options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset, lean=lean)
+        return trusted.run(run_job, root, profile, args, run_dir, **options)  # engine.run.trusted
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = job_command(root, profile, args, run_dir, env, smoke, seed, lean)
@@ -255,7 +265,6 @@ def run_job(
     started = time.monotonic()
     started_wall = time.time() - 1.0  # file times are coarser than the clock
     watch_result = env == "sim"  # a POC job copies its result out before it exits: wait for it
-    scoring = load_scoring(root) if watch_result else None
     rounds = profile.smoke.get("num_rounds", profile.budget.num_rounds) if smoke else profile.budget.num_rounds
     clock = PhaseClock(started, int(rounds), profile.metric.name)
     timed_out = False
@@ -265,7 +274,7 @@ def run_job(
         log.write("$ " + " ".join(command) + "\n")
         log.flush()
         if sandbox_spec is not None:
-            command, child_env, cwd = _sandboxed(command, run_vars, sandbox_spec)
+            command, child_env, cwd = _sandboxed(command, run_vars, sandbox_spec, sandbox)
         process = subprocess.Popen(
             command,
             cwd=cwd,
@@ -294,7 +303,7 @@ def run_job(
                 stalled = True
                 break
             if watch_result and clock.result_at is None:
-                complete = complete_result(root, profile, run_dir, started_wall, scoring)
+                complete = complete_result(root, profile, run_dir, started_wall)
                 if complete is not None:
                     clock.result_complete(time.monotonic())
                     if lean:
@@ -342,29 +351,39 @@ def run_job(
     return result
 
 
-def _sandboxed(command: list[str], run_vars: dict[str, str], spec) -> tuple[list[str], dict[str, str], Path]:
+def _sandboxed(
+    command: list[str], run_vars: dict[str, str], spec, sandbox: str | None = None
+) -> tuple[list[str], dict[str, str], Path]:
     """``command`` wrapped by the sandbox, with the runner's own variables added to the spec's."""
     from engine.run.sandbox import wrap  # imported here: runner.py is being moved (issue 11)
 
-    boxed = wrap(command, replace(spec, env={**spec.env, **run_vars}))
+    boxed = wrap(command, replace(spec, env={**spec.env, **run_vars}), sandbox)
     return boxed.argv, boxed.env, Path(boxed.cwd)
 
 
-def load_scoring(root: Path):
-    """The workspace's protected ``tasks/shared/scoring.py``, loaded by path (it imports nothing of ours)."""
-    path = Path(root) / "tasks" / "shared" / "scoring.py"
-    spec = importlib.util.spec_from_file_location(f"afr_scoring_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def final_score_json(result_dir: Path, metric: str, clients: list[str] | None) -> tuple[float, dict[str, float]]:
+    """The job's own mean and per-site final-model metric, read as plain JSON.
+
+    Nothing of the worktree is imported (its ``scoring.py`` is candidate-reachable). Without
+    the trusted path (direct runs in tests and benchmarks) this is the score; with it, only
+    the cross-check of afr's evaluator. Raises ValueError when a scored client is missing.
+    """
+    from engine.run.evaluator import reported_scores
+
+    scores = reported_scores(Path(result_dir), metric)
+    chosen = sorted(scores) if clients is None else clients
+    missing = [site for site in chosen if site not in scores]
+    if missing or not chosen:
+        raise ValueError(f"final evaluation has no result for {missing or 'any client'}")
+    per_site = {site: scores[site] for site in chosen}
+    return sum(per_site.values()) / len(per_site), per_site
 
 
 def _score(root, profile, result_dir: Path, runtime, log_path, returncode, tail) -> RunResult:
-    """Re-read the score from NVFlare's results with the workspace's protected scoring code."""
-    final_score = load_scoring(root).final_score
+    """The job's own score of record (plain JSON; see ``final_score_json``)."""
     clients = None if profile.budget.final_eval_clients == "all" else list(profile.budget.final_eval_clients)
     try:
-        score, per_site = final_score(result_dir, profile.metric.name, clients)
-    except (OSError, ValueError, KeyError) as error:
+        score, per_site = final_score_json(result_dir, profile.metric.name, clients)
+    except (OSError, ValueError, KeyError, TypeError) as error:
         return RunResult("crash", CRASH_SCORE, {}, runtime, str(log_path), None, returncode, tail, str(error))
     return RunResult("ok", score, per_site, runtime, str(log_path), str(result_dir), returncode, tail)
