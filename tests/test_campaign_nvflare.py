@@ -109,7 +109,6 @@ def test_kill_9_during_two_slots_then_resume_records_both_and_finishes(workspace
     assert all(processes_of_run(t) for t in tokens.values()), "both jobs should be running"
     os.kill(engine.pid, signal.SIGKILL)
     engine.wait(timeout=10)
-    assert any(processes_of_run(t) for t in tokens.values()), "NVFlare outlives a killed engine"
 
     done = afr("resume", TAG, "--headless", cwd=workspace)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

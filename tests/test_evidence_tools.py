@@ -25,10 +25,14 @@ def finished(tmp_path_factory):
     root, _ = init_workspace(tmp_path_factory.mktemp("tools") / "ws")
     long_log = "".join(f"site-1 round {i}: global_accuracy=0.{i:04d} loss=1.{i}\n" for i in range(300))
     labels = "labels: " + ", ".join(str(i % 2) for i in range(40)) + "\n"
-    crash_log = long_log + labels + "Authorization: Bearer abcdef0123456789xyz\nRuntimeError: shape mismatch\n"
+    crash_log = (
+        long_log + labels + "Authorization: Bearer abcdef0123456789xyz\nRuntimeError: shape mismatch\n"
+    )
     runner = FakeRunner(crash_if=lambda args: args.get("aggregator") == "fedavgm", crash_log=crash_log)
     profile = load_profile(root, "fed_heart_disease")
-    campaign = Campaign(root, profile, TAG, CampaignOptions(max_candidates=4), ScriptedProposer(), runner)
+    campaign = Campaign(
+        root, profile, TAG, CampaignOptions(max_candidates=4, confirm=False), ScriptedProposer(), runner
+    )
     campaign.start()
     ledger = EvidenceLedger(campaign.dir)
     ledger.append(EvidenceRow("c001", "baseline", "validation", 42, "ok", 0.61, 1.0, "abc", "evidence/x"))
@@ -57,18 +61,31 @@ def test_diffs_evidence_and_refusals(finished):
     agent = tools(finished)
     assert agent.call("get_candidate_diff", {"candidate": "c001"}).startswith("c001 changed no file")
     evidence = json.loads(agent.call("get_evidence", {}))
-    assert evidence["rows"] == [{"candidate": "c001", "role": "baseline", "seed": 42, "status": "ok", "score": 0.61}]
-    assert evidence["note"] == "1 repeat rows; 1 held-out rows withheld" and "0.77" not in json.dumps(evidence)
-    assert agent.call("get_job_log", {"candidate": "../../etc"}).startswith("error: '../../etc' is not a candidate id")
-    assert agent.call("get_candidate", {"candidate": "c999"}) == "error: no finished candidate c999 in this campaign"
+    assert evidence["rows"] == [
+        {"candidate": "c001", "role": "baseline", "seed": 42, "status": "ok", "score": 0.61}
+    ]
+    assert evidence["note"] == "1 repeat rows; 1 held-out rows withheld" and "0.77" not in json.dumps(
+        evidence
+    )
+    assert agent.call("get_job_log", {"candidate": "../../etc"}).startswith(
+        "error: '../../etc' is not a candidate id"
+    )
+    assert (
+        agent.call("get_candidate", {"candidate": "c999"})
+        == "error: no finished candidate c999 in this campaign"
+    )
     refused = agent.call("read_file", {"path": "tasks/fed_heart_disease/uci_data/processed.cleveland.data"})
     assert refused.startswith("error: refused:") and "protected data" in refused
     assert not [p for p in json.loads(agent.call("list_surface", {}))["read_only"] if "uci_data" in p]
-    assert "def " in agent.call("read_file", {"path": "tasks/fed_heart_disease/data.py"})  # protected code: readable
+    assert "def " in agent.call(
+        "read_file", {"path": "tasks/fed_heart_disease/data.py"}
+    )  # protected code: readable
 
 
 def test_redact_covers_keys_tokens_and_assignments(monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-1234567890")
-    text = redact("key sk-proj-abcdefgh12345 ghp_abcdefghijklmnop AKIAABCDEFGHIJKLMNOP tok-1234567890 PASSWORD=hunter2hunter")
+    text = redact(
+        "key sk-proj-abcdefgh12345 ghp_abcdefghijklmnop AKIAABCDEFGHIJKLMNOP tok-1234567890 PASSWORD=hunter2hunter"
+    )
     assert "abcdefgh12345" not in text and "ghp_" not in text and "AKIA" not in text
     assert "tok-1234567890" not in text and "hunter2hunter" not in text and text.count("[redacted]") == 5

@@ -162,8 +162,12 @@ def test_a_forged_evaluate_branch_is_a_score_mismatch(campaign):
 
 def test_rewritten_cross_site_results_are_a_score_mismatch(campaign):
     record = campaign["records"]["forged cross-site results"]
-    assert record["status"] == "crash"
-    assert record["error"].startswith("score mismatch:"), record["error"]
+    # A lean run stops the job once the result is complete and keeps the first complete file, so
+    # the forgery may never land; either way the score of record is afr's evaluator's, never 0.99.
+    if record["status"] == "crash":
+        assert record["error"].startswith("score mismatch:"), record["error"]
+    else:
+        assert record["score"] == pytest.approx(record["evaluator"]["score"]) and record["score"] < 0.99
 
 
 def test_hidden_buffers_are_refused(campaign):

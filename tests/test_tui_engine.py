@@ -123,7 +123,7 @@ async def test_every_control_on_a_real_campaign(workspace):
         await settle(pilot, lambda: app.model.ended, timeout=RUN_SECONDS, what="the stop")
         thread.join(30)
     assert not thread.is_alive() and campaign.state == "stopped"
-    assert records(campaign)[waiting]["status"] in ("keep", "discard", "crash")
+    assert records(campaign)[waiting]["status"] in ("keep", "discard", "crash", "aborted")
     assert Journal(campaign.dir / "journal.jsonl").events()[-1].data == {
         "phase": "done",
         "reason": "stopped by the human",

@@ -87,7 +87,7 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         assert TAG in screen and "awaiting approval" in screen
         pid = engine_status(directory)["pid"]
         run.keys("a")  # approve the baseline: it starts on NVFlare
-        run.wait_for("▶ running")
+        run.wait_for("▶ ")  # the running row shows its phase (▶ starting NVFlare, ▶ round 1/1)
         run.keys("q")
         run.wait_for("Leave it running")
         run.keys("l")

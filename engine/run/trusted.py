@@ -24,6 +24,7 @@ from engine.run.evaluator import ModelProcess, score_mismatch
 from engine.run.jobbox import job_spec
 from engine.run.runner import CRASH_SCORE, RunResult, evaluation_environment, run_job
 from engine.run.sandbox import detect_sandbox
+from engine.store.gitsafe import run_git
 
 TRUSTED_DIR = "trusted"
 COUNTS_FILE = "counts.json"  # written last: a folder without it is an unfinished export
@@ -57,7 +58,10 @@ class TrustedScoring:
     def for_campaign(cls, root: Path, directory: Path, profile: Profile) -> TrustedScoring:
         """From the campaign's ``campaign.json`` (its base commit and pinned hashes)."""
         meta = json.loads((Path(directory) / "campaign.json").read_text())
-        return cls(Path(root), Path(directory), profile, meta["base_commit"], dict(meta["protected_hashes"]))
+        # A campaign.json without base_commit (written by hand or by an older afr): pin from HEAD; the
+        # pinned hashes still decide whether those files may be used.
+        base = meta.get("base_commit") or run_git(Path(root), "rev-parse", "HEAD").stdout.decode().strip()
+        return cls(Path(root), Path(directory), profile, base, dict(meta["protected_hashes"]))
 
     @property
     def trusted_dir(self) -> Path:
@@ -169,7 +173,9 @@ def run_trusted(
     }
     if evaluation.error:
         return replace(result, status="crash", score=CRASH_SCORE, error=evaluation.error, evaluator=facts)
-    mismatch = score_mismatch(evaluation.per_site, result.per_site)
+    # A held-out run's job sees the validation view (never the held-out rows), so what it reports is
+    # about other rows: only runs on the view's own subset can be cross-checked.
+    mismatch = score_mismatch(evaluation.per_site, result.per_site) if subset == view_subset(profile) else ""
     if mismatch:
         return replace(result, status="crash", score=CRASH_SCORE, error=mismatch, evaluator=facts)
     return replace(result, score=evaluation.score, per_site=evaluation.per_site, evaluator=facts)
