@@ -126,7 +126,7 @@ async def test_every_control_on_a_real_campaign(workspace):
     assert records(campaign)[waiting]["status"] in ("keep", "discard", "crash", "aborted")
     assert Journal(campaign.dir / "journal.jsonl").events()[-1].data == {
         "phase": "done",
-        "reason": "stopped by the human",
+        "reason": "aborted by the human",  # kill_running is the second Ctrl-C: an abort
     }
 
 
