@@ -58,6 +58,8 @@ def trajectory_arm(workspace, options, arm: str) -> list[str]:
     args += ["--max-candidates", str(options.candidates), "--proposer", options.proposer]
     if options.smoke:
         args.append("--smoke")
+    if options.parallel:
+        args += ["--parallel", str(options.parallel)]
     if arm == "noconfirm":
         args.append("--no-confirm")
     afr(workspace, *args)
@@ -152,6 +154,7 @@ def main() -> None:
     parser.add_argument(
         "--arms", default="confirm,noconfirm,control", help="any of confirm,noconfirm,control"
     )
+    parser.add_argument("--parallel", type=int, default=None, help="run slots per trajectory")
     parser.add_argument("--seeds", default="42,43,44,45,46", help="afr repeat seeds")
     parser.add_argument("--no-heldout", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="the profile's smoke budget (a quick check)")
