@@ -82,10 +82,10 @@ class ConsoleView:
             f"  {done}/{cap} {plural(cap, 'candidate')}  elapsed {elapsed / 60:.1f} min  ETA {eta}",
         )
         if best is not None:
-            lift = best - baseline
+            lift = campaign.profile.metric.lift(best, baseline)
             header.append(
                 f"\nbaseline {baseline:.4f}  best {best:.4f}  lift {lift:+.4f}"
-                f" ({100 * lift / baseline if baseline else 0:+.1f}%)"
+                f" ({100 * lift / abs(baseline) if baseline else 0:+.1f}%)"
             )
         with self._lock:
             running = [

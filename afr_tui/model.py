@@ -135,7 +135,8 @@ class CockpitModel:
     def lift(self) -> tuple[float, float] | None:
         if self.best_score is None or self.baseline is None:
             return None
-        delta = self.best_score - self.baseline
+        # A gain is positive whichever way the metric points (a loss that falls is a lift).
+        delta = (self.best_score - self.baseline) * (1 if self.maximize else -1)
         return delta, (100.0 * delta / abs(self.baseline) if self.baseline else 0.0)
 
     def eta_seconds(self, now: float) -> float | None:

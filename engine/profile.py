@@ -36,6 +36,10 @@ class Metric(Strict):
     name: str = Field(min_length=1)
     direction: Literal["maximize", "minimize"] = "maximize"
 
+    def lift(self, best: float, baseline: float) -> float:
+        """How much ``best`` improves on ``baseline``: positive for a gain in either direction."""
+        return best - baseline if self.direction == "maximize" else baseline - best
+
 
 class Budget(BaseModel):
     """Fixed for the whole campaign: every candidate runs with exactly these.

@@ -257,3 +257,11 @@ def test_scripted_search_samples_and_flips_bool_args():
     drawn = {sample_value(arg, rng) for _ in range(20)}
     assert drawn == {True, False}
     assert perturb_value(arg, True, rng) is False and perturb_value(arg, False, rng) is True
+
+
+def test_lift_is_positive_for_a_gain_in_either_direction():
+    from engine.profile import Metric
+
+    assert Metric(name="accuracy").lift(0.80, 0.75) == pytest.approx(0.05)
+    assert Metric(name="loss", direction="minimize").lift(0.30, 0.45) == pytest.approx(0.15)
+    assert Metric(name="loss", direction="minimize").lift(0.50, 0.45) == pytest.approx(-0.05)

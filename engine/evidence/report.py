@@ -96,8 +96,8 @@ def _title(campaign: CampaignView, facts: dict) -> str:
 
 def _summary(campaign: CampaignView, facts: dict) -> str:
     baseline, best = facts["baseline"], facts["best"]
-    lift = best - baseline
-    relative = f" ({100 * lift / baseline:+.1f}%)" if baseline else ""
+    lift = campaign.profile.metric.lift(best, baseline)
+    relative = f" ({100 * lift / abs(baseline):+.1f}%)" if baseline else ""
     subset = (
         f"the validation {1 - campaign.profile.heldout.fraction:.0%} of each client's evaluation split"
         if campaign.profile.heldout
