@@ -162,8 +162,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.max_hours:
         options.max_hours = args.max_hours
     _preflight(options)
+    if args.accept_environment:
+        from engine.campaign.envcheck import accept_environment
+
+        changed = accept_environment(root, campaign_dir(root, tag), f"autoresearch/{tag}")
+        print(f"afr: environment accepted ({changed})" if changed else "afr: the environment is unchanged")
     if _wants_background(args):
-        rest = [arg for arg in _after(args.argv, "resume") if arg != args.tag]
+        rest = [arg for arg in _after(args.argv, "resume") if arg not in (args.tag, "--accept-environment")]
         return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(

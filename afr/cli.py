@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the workspace (default: the nearest one from the current folder upward)",
     )
     resume.add_argument("--headless", action="store_true", help="console view instead of the cockpit")
+    resume.add_argument(
+        "--accept-environment",
+        action="store_true",
+        help="you changed the Python environment on purpose: record it as the campaign's and go on",
+    )
     resume.add_argument("--detach", action="store_true", help="continue in the background")
     resume.add_argument("--max-candidates", type=positive_int, default=None, help="raise (or lower) the cap")
     resume.add_argument(

@@ -73,3 +73,24 @@ def test_a_branch_moved_behind_afr_stops_the_campaign_with_a_reason(tmp_path):
     assert len(runner.calls) <= 3 and len(engine.ledger.rows()) <= 3
     status = summary(root, TAG)
     assert status["state"] == "stopped" and "refs/heads/main moved outside afr" in status["reason"]
+
+
+def test_accepting_a_changed_environment_records_it_and_keeps_the_old_difference(tmp_path):
+    from engine.campaign.envcheck import accept_environment, resumed_check
+
+    root, _ = init_workspace(tmp_path / "ws")
+    engine, _ = campaign(root, FakeRunner(), candidates=2)
+    engine.start()
+    path = engine.dir / "campaign.json"
+    meta = json.loads(path.read_text())
+    # As if a package had been installed since: the record lacks one site-packages entry.
+    meta["fingerprint"]["site_listing"].pop(sorted(meta["fingerprint"]["site_listing"])[0])
+    path.write_text(json.dumps(meta))
+    branch = f"autoresearch/{TAG}"
+    problem = resumed_check(root, branch, meta).problem()
+    assert problem and "site-packages" in problem
+    assert accept_environment(root, engine.dir, branch) == problem
+    accepted = json.loads(path.read_text())
+    assert accepted["environment_accepted"][-1]["was"] == problem
+    assert resumed_check(root, branch, accepted).problem() is None
+    assert accept_environment(root, engine.dir, branch) is None  # nothing left to accept

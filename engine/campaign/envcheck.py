@@ -11,6 +11,7 @@ branches move under their own engines and are not compared. Any other difference
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,6 +54,25 @@ def resumed_check(root: Path, branch: str, meta: dict) -> EnvironmentCheck:
     recorded = Fingerprint.from_json(json.dumps(meta[META_KEY]))
     now = _own_view(take_fingerprint(root), branch)
     return EnvironmentCheck(root, branch, replace(recorded, sys_path=now.sys_path, heads=now.heads))
+
+
+def accept_environment(root: Path, directory: Path, branch: str) -> str | None:
+    """Record the present interpreter environment as the campaign's (``afr resume --accept-environment``).
+
+    Returns what differed from the old record (None when nothing did); the old record's
+    difference and the time are kept in ``campaign.json`` under ``environment_accepted``.
+    """
+    path = Path(directory) / "campaign.json"
+    meta = json.loads(path.read_text())
+    if META_KEY not in meta:
+        return None
+    problem = resumed_check(root, branch, meta).problem()
+    if problem is None:
+        return None
+    meta[META_KEY] = json.loads(_own_view(take_fingerprint(Path(root)), branch).to_json())
+    meta.setdefault("environment_accepted", []).append({"at": time.time(), "was": problem})
+    path.write_text(json.dumps(meta, indent=2))
+    return problem
 
 
 def attach(campaign) -> None:
