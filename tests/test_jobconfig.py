@@ -173,6 +173,11 @@ CASES = {
         lambda d: d.update(min_clients=1),
         "min_clients=1, the profile fixes 4",
     ),
+    "meta mandatory clients": (
+        "meta.json",
+        lambda d: d.update(mandatory_clients=["site-1"]),
+        "meta.json sets mandatory_clients",
+    ),
     "deploy to one site": (
         "meta.json",
         lambda d: d.update(deploy_map={"app": ["server", "site-1"]}),

@@ -65,6 +65,7 @@ SERVER_KEYS = frozenset(
 CLIENT_KEYS = frozenset(
     {"format_version", "executors", "components", "task_data_filters", "task_result_filters"}
 )
+META_KEYS = frozenset({"name", "resource_spec", "min_clients", "deploy_map"})
 SERVER_SETTINGS = frozenset({"task_request_interval"})  # scheduling only (tasks/shared/jobs.py NVFlareKnobs)
 # Job flags that configure the server or the job, not the clients (tasks/shared/jobs.py add_common_args).
 SERVER_FLAGS = frozenset(
@@ -215,6 +216,9 @@ def find_job(export_dir: Path) -> Path:
 def check_meta(job: Path, expected: Expected) -> str:
     """The app's folder name; one app deployed to all sites, ``min_clients`` fixed."""
     meta = _load(job / "meta.json")
+    _only(meta, META_KEYS, "meta.json")
+    if meta.get("resource_spec") not in (None, {}):
+        raise BudgetError("budget: meta.json sets a resource_spec")
     if meta.get("min_clients") != expected.n_clients:
         raise BudgetError(
             f"budget: job exports min_clients={meta.get('min_clients')}, the profile fixes {expected.n_clients}"

@@ -187,6 +187,7 @@ def prepare_launch(
         raise LaunchRefused(str(error)) from None
     except (OSError, UnicodeDecodeError) as error:
         raise LaunchRefused(f"budget: the exported job cannot be read ({error})") from None
+    shutil.rmtree(run_dir / "nvflare", ignore_errors=True)  # the launch starts from an empty workspace
     workspace = run_dir / "nvflare" / job_dir.name
     return Launch(
         job_dir=job_dir,
