@@ -220,3 +220,31 @@ def test_an_empty_export_is_refused(honest, tmp_path):
     expected = expected_for(honest["profile"], {}, True, None, honest["root"])
     with pytest.raises(BudgetError, match="exported no job"):
         verify_export(tmp_path, expected, honest["root"])
+
+
+WRITE_OUTSIDE = """    try:
+        Path(args.result_json).write_text("written by the export step")
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+def test_the_export_step_writes_only_its_export_folder_in_the_sandbox(honest, sandbox, tmp_path):
+    """Only the sandbox stops it: without bubblewrap the export step can write its run directory."""
+    if sandbox == "bwrap" and detect_sandbox() != "bwrap":
+        pytest.skip("bubblewrap is not usable here")
+    root, profile = honest["root"], honest["profile"]
+    job = root / "tasks/fed_heart_disease/job.py"
+    original = job.read_text()
+    line = "    jobs.run(recipe, args, args.n_clients)\n"
+    job.write_text(original.replace(line, WRITE_OUTSIDE + line))
+    try:
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        spec = job_spec(root, run_dir, None, profile.surface.protected, {})
+        launch_module.export_job(root, profile, {}, run_dir, spec, sandbox, smoke=True)
+    finally:
+        job.write_text(original)
+    assert (run_dir / "export").is_dir()
+    assert (run_dir / "job_result.json").exists() == (sandbox == "none")
