@@ -158,6 +158,11 @@ CASES = {
         lambda d: _script_args(d, "--fedprox_mu 0.0", "--fedprox_mu 0.0 --steps_factor 20"),
         "--steps_factor, which the engine does not",
     ),
+    "another client count": (
+        CLIENT,
+        lambda d: _script_args(d, "--fedprox_mu 0.0", "--fedprox_mu 0.0 --num_clients 9"),
+        "num_clients=9, the engine computed 4",
+    ),
     "scaffold switched on": (
         CLIENT,
         lambda d: _script_args(d, "--fedprox_mu 0.0", "--fedprox_mu 0.0 --scaffold"),
@@ -248,3 +253,16 @@ def test_the_export_step_writes_only_its_export_folder_in_the_sandbox(honest, sa
         job.write_text(original)
     assert (run_dir / "export").is_dir()
     assert (run_dir / "job_result.json").exists() == (sandbox == "none")
+
+
+@pytest.mark.parametrize("task", ["leaf_synthetic", "fed_tcga_brca"])
+def test_the_other_bundled_jobs_export_what_the_engine_computes(honest, task, tmp_path):
+    """Each bundled job passes its clients exactly the engine's flags (CIFAR-10 needs its data to build)."""
+    root = honest["root"]
+    profile = load_profile(root, task)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    spec = job_spec(root, run_dir, None, profile.surface.protected, {})
+    launch = prepare_launch(root, profile, {}, run_dir, spec, detect_sandbox(), smoke=True, seed=7)
+    sites = ",".join(f"site-{i}" for i in range(1, profile.budget.n_clients + 1))
+    assert launch.command[-6:-4] == ["-c", sites]

@@ -99,6 +99,7 @@ class Expected:
     seed: int
     model_arch: str | None
     client_args: dict[str, str | bool]  # name -> value as a string; True: a bare flag
+    optional_client_args: dict[str, str]  # derived ones a job may pass or not, only with this value
     task_module: str  # "tasks.fed_heart_disease"
     client_script: str  # "tasks/fed_heart_disease/client.py"
     worktree: Path  # the job names the script by its path in the worktree, or relative to the custom folder
@@ -155,6 +156,7 @@ def expected_for(
         seed=int(flags.get("seed", 0)),
         model_arch=str(flags["model_arch"]) if "model_arch" in flags else None,
         client_args=client,
+        optional_client_args={"num_clients": str(n_clients)},  # tasks that split one data set pass it
         task_module=task_dir.replace("/", "."),
         client_script=f"{task_dir}/client.py",
         worktree=Path(worktree).resolve(),
@@ -280,7 +282,9 @@ def check_server(config: dict, expected: Expected) -> None:
     locator = components.get(evaluation.get("model_locator_id"))
     if locator is None or locator.get("path") not in LOCATORS:
         raise BudgetError("budget: the final evaluation must use afr's final-model locator")
-    _only(locator.get("args") or {}, frozenset(), "the model locator")
+    _only(locator.get("args") or {}, frozenset({"pt_persistor_id"}), "the model locator")
+    if (locator.get("args") or {}).get("pt_persistor_id", "persistor") != "persistor":
+        raise BudgetError("budget: the final evaluation must load the server's persisted model")
     persistor = components.get("persistor")
     if persistor is None or persistor.get("path") != PERSISTOR:
         raise BudgetError("budget: the server must persist its model with NVFlare's PTFileModelPersistor")
@@ -335,14 +339,17 @@ def check_client(config: dict, expected: Expected) -> None:
         exported = flag_values(shlex.split(str(settings.get("task_script_args", ""))))
     except ValueError as error:
         raise BudgetError(f"budget: client arguments do not parse ({error})") from None
-    check_client_args(exported, expected.client_args)
+    check_client_args(exported, expected.client_args, expected.optional_client_args)
     for component in config.get("components") or []:
         if not isinstance(component, dict) or component.get("path") not in CLIENT_WIDGETS:
             raise BudgetError("budget: the client config adds a component")
 
 
-def check_client_args(exported: dict[str, str | bool], expected: dict[str, str | bool]) -> None:
+def check_client_args(
+    exported: dict[str, str | bool], expected: dict[str, str | bool], optional: dict[str, str] | None = None
+) -> None:
     """Exactly the engine's client arguments: none missing, none changed, none added."""
+    optional = optional or {}
     for name, value in expected.items():
         if value is False:
             if exported.get(name, False) is not False:
@@ -354,7 +361,12 @@ def check_client_args(exported: dict[str, str | bool], expected: dict[str, str |
             raise BudgetError(
                 f"budget: job passes the clients {name}={exported[name]}, the engine computed {value}"
             )
-    extra = sorted(set(exported) - set(expected))
+    for name, value in optional.items():
+        if name in exported and not same_value(exported[name], value):
+            raise BudgetError(
+                f"budget: job passes the clients {name}={exported[name]}, the engine computed {value}"
+            )
+    extra = sorted(set(exported) - set(expected) - set(optional))
     if extra:
         raise BudgetError(f"budget: job passes the clients --{extra[0]}, which the engine does not")
 
