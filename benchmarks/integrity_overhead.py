@@ -18,6 +18,7 @@ per campaign and evaluation subset, so it is shown apart.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -44,12 +45,25 @@ def workspace_copy(scratch: Path) -> Path:
     return root
 
 
-def untrusted(root: Path, profile, scratch: Path, smoke: bool) -> tuple[float, float]:
+PHASES = ("startup", "rounds", "final_eval")
+
+
+def phases(result) -> dict[str, float]:
+    """Where the NVFlare job's time went (engine/run/phases.py); untrusted, start-up includes job.py's imports."""
+    return {
+        "startup": result.startup_seconds or 0.0,
+        "rounds": result.rounds_seconds or 0.0,
+        "final_eval": result.final_eval_seconds or 0.0,
+    }
+
+
+def untrusted(root: Path, profile, scratch: Path, smoke: bool) -> dict[str, float]:
     started = time.monotonic()
     result = run_job(root, profile, {}, scratch / f"plain-{uuid.uuid4().hex[:6]}", smoke=smoke)
+    wall = time.monotonic() - started
     if result.status != "ok":
         raise SystemExit(f"error: the untrusted run failed: {result.error}")
-    return time.monotonic() - started, result.score
+    return {"wall": wall, "job": result.runtime_seconds, "score": result.score, **phases(result)}
 
 
 def trusted(root: Path, profile, scratch: Path, scoring: TrustedScoring, smoke: bool) -> dict[str, float]:
@@ -70,6 +84,7 @@ def trusted(root: Path, profile, scratch: Path, scoring: TrustedScoring, smoke: 
         "job": result.runtime_seconds - export,  # the launched NVFlare run, start to early return
         "evaluator": evaluator,
         "score": result.score,
+        **phases(result),
     }
 
 
@@ -107,34 +122,42 @@ def main() -> None:
         data_seconds = time.monotonic() - started
         plain, runs, scores = [], [], set()
         for _ in range(options.repeat):
-            seconds, score = untrusted(root, profile, scratch, smoke)
-            plain.append(seconds)
+            plain.append(untrusted(root, profile, scratch, smoke))
             runs.append(trusted(root, profile, scratch, scoring, smoke))
-            scores.add((round(score, 6), round(runs[-1]["score"], 6)))
+            scores.add((round(plain[-1]["score"], 6), round(runs[-1]["score"], 6)))
     startup = sandbox_startup()
-    part = {
-        name: statistics.median(run[name] for run in runs)
-        for name in ("wall", "export", "verify", "job", "evaluator")
-    }
-    plain_s = statistics.median(plain)
+
+    def median(rows: list[dict], name: str) -> float:
+        return statistics.median(row[name] for row in rows)
+
     budget = "full" if options.full else "smoke"
     print(
-        f"Fed-Heart-Disease baseline, {budget} budget, median of {options.repeat} run(s) each, sandbox {detect_sandbox()}"
+        f"Fed-Heart-Disease baseline, {budget} budget, median of {options.repeat} run(s) each, "
+        f"sandbox {detect_sandbox()}, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
-    print(f"{'':44}{'untrusted':>12}{'trusted':>12}")
-    print(f"{'job.py exports its job (sandboxed) (s)':44}{'-':>12}{part['export']:12.2f}")
-    print(f"{'afr verifies the export (s)':44}{'-':>12}{part['verify']:12.3f}")
-    print(f"{'NVFlare job: job.py | afr launch, sandboxed (s)':44}{plain_s:12.2f}{part['job']:12.2f}")
-    print(f"{'trusted evaluator, after the job (s)':44}{'-':>12}{part['evaluator']:12.2f}")
-    print(f"{'candidate wall time (s)':44}{plain_s:12.2f}{part['wall']:12.2f}")
-    print(f"{'data export, once per campaign (s)':44}{'-':>12}{data_seconds:12.2f}")
-    print(f"{'bwrap start-up, /bin/true (s)':44}{'-':>12}{startup:12.3f}")
+    print(f"{'':46}{'untrusted':>12}{'trusted':>12}")
+    print(f"{'job.py exports its job (sandboxed) (s)':46}{'-':>12}{median(runs, 'export'):12.2f}")
+    print(f"{'afr verifies the export (s)':46}{'-':>12}{median(runs, 'verify'):12.3f}")
     print(
-        f"runs (untrusted | trusted): {' '.join(f'{v:.1f}' for v in plain)} | "
-        f"{' '.join(f'{wall:.1f}' for wall in (run['wall'] for run in runs))}"
+        f"{'NVFlare job: job.py | afr launch, sandboxed (s)':46}{median(plain, 'job'):12.2f}{median(runs, 'job'):12.2f}"
     )
-    extra = part["wall"] - plain_s
-    print(f"the trusted path adds {extra:+.2f} s: {extra / plain_s * 100:+.1f}% of the untrusted candidate")
+    for name, label in zip(PHASES, ("start-up to first round", "rounds", "final evaluation"), strict=True):
+        print(f"{'  ' + label + ' (s)':46}{median(plain, name):12.2f}{median(runs, name):12.2f}")
+    print(f"{'trusted evaluator, after the job (s)':46}{'-':>12}{median(runs, 'evaluator'):12.2f}")
+    print(f"{'candidate wall time (s)':46}{median(plain, 'wall'):12.2f}{median(runs, 'wall'):12.2f}")
+    print(f"{'data export, once per campaign (s)':46}{'-':>12}{data_seconds:12.2f}")
+    print(f"{'bwrap start-up, /bin/true (s)':46}{'-':>12}{startup:12.3f}")
+    walls = [" ".join(f"{row['wall']:.1f}" for row in rows) for rows in (plain, runs)]
+    print(f"runs (untrusted | trusted): {walls[0]} | {walls[1]}")
+    # Each pair ran back to back: on a shared machine the paired differences say more than the medians.
+    pairs = [
+        trusted_run["wall"] - plain_run["wall"] for plain_run, trusted_run in zip(plain, runs, strict=True)
+    ]
+    print(f"paired differences, trusted - untrusted (s): {' '.join(f'{d:+.1f}' for d in pairs)}")
+    extra = statistics.median(pairs)
+    print(
+        f"the trusted path adds {extra:+.2f} s: {extra / median(plain, 'wall') * 100:+.1f}% of the untrusted candidate"
+    )
     print(f"scores (untrusted, trusted): {sorted(scores)}")
 
 
