@@ -266,3 +266,27 @@ def test_the_other_bundled_jobs_export_what_the_engine_computes(honest, task, tm
     launch = prepare_launch(root, profile, {}, run_dir, spec, detect_sandbox(), smoke=True, seed=7)
     sites = ",".join(f"site-{i}" for i in range(1, profile.budget.n_clients + 1))
     assert launch.command[-6:-4] == ["-c", sites]
+
+
+def test_a_job_py_that_fails_to_export_is_refused_with_its_error(honest, tmp_path):
+    root, profile = honest["root"], honest["profile"]
+    job = root / "tasks/fed_heart_disease/job.py"
+    original = job.read_text()
+    job.write_text(
+        original.replace(
+            "    args = parse_args()\n",
+            "    args = parse_args()\n    raise ValueError('no export today')\n",
+            1,
+        )
+    )
+    try:
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        spec = job_spec(root, run_dir, None, profile.surface.protected, {})
+        with pytest.raises(
+            launch_module.LaunchRefused, match=r"^export failed \(exit 1\): .*no export today"
+        ):
+            prepare_launch(root, profile, {}, run_dir, spec, detect_sandbox(), smoke=True)
+    finally:
+        job.write_text(original)
+    assert "no export today" in (run_dir / "export.log").read_text()

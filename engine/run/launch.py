@@ -156,6 +156,11 @@ def export_job(
         raise LaunchRefused(
             f"budget: job.py did not export within {timeout:.0f} s (does it run the job itself?)"
         )
+    if process.returncode != 0 and "unrecognized arguments: --export_dir" in output:
+        raise LaunchRefused(
+            "export failed: this workspace's tasks/shared/jobs.py predates export mode; "
+            "copy the bundled one (afr init) before running trusted campaigns"
+        )
     if process.returncode != 0:
         lines = [line for line in output.splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")
