@@ -1,9 +1,16 @@
-"""What the sandbox and the trusted evaluator add to one Fed-Heart-Disease candidate.
+"""What afr's integrity adds to one Fed-Heart-Disease candidate: untrusted vs the full trusted path.
 
-Runs the baseline candidate twice on a throw-away copy of the bundled tasks: once as the
-runner does today (unsandboxed job, score read from NVFlare's cross-site results) and once
-sandboxed (bubblewrap, raw data hidden, per-site views) followed by the trusted evaluator.
-The data export runs once per campaign and evaluation subset, so it is shown apart.
+Runs the baseline candidate on a throw-away copy of the bundled tasks, alternating two ways:
+
+- **untrusted**: the candidate's ``job.py`` runs its own recipe, unsandboxed, and the score is
+  read from NVFlare's cross-site results (what afr did before issue 12);
+- **trusted**: the campaign's path (``run_job(..., trusted=TrustedScoring)``): ``job.py`` only
+  exports its job in the sandbox, afr verifies the export, launches it with NVFlare's
+  simulator in the sandbox (raw data hidden, per-site views), and afr's evaluator scores the
+  final model.
+
+It prints both side by side with the trusted path's parts. The per-site data export runs once
+per campaign and evaluation subset, so it is shown apart.
 
     python benchmarks/integrity_overhead.py [--full] [--repeat N]
 """
@@ -11,7 +18,7 @@ The data export runs once per campaign and evaluation subset, so it is shown apa
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 import statistics
 import subprocess
 import sys
@@ -24,69 +31,61 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.guard.validate import protected_hashes  # noqa: E402
 from engine.profile import load_profile  # noqa: E402
-from engine.run.databridge import export_site_data, pin_bridge  # noqa: E402
-from engine.run.evaluator import ModelProcess, reported_scores, score_mismatch  # noqa: E402
-from engine.run.jobbox import job_spec  # noqa: E402
-from engine.run.runner import RUN_TOKEN_VAR, evaluation_environment, job_command, run_job  # noqa: E402
+from engine.run.runner import run_job  # noqa: E402
 from engine.run.sandbox import SandboxSpec, detect_sandbox, wrap  # noqa: E402
-from engine.store.bundle import bundle_root  # noqa: E402
+from engine.run.trusted import TrustedScoring  # noqa: E402
 from engine.store.gitsafe import run_git  # noqa: E402
+from engine.store.workspace import init_workspace  # noqa: E402
 
 PROFILE = "fed_heart_disease"
 
 
 def workspace_copy(scratch: Path) -> Path:
-    root = scratch / "workspace"
-    root.mkdir()
-    for folder in ("tasks", "profiles"):
-        shutil.copytree(bundle_root() / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    run_git(root, "init", "-q", "-b", "main")
-    run_git(root, "add", "-A")
-    run_git(root, "commit", "-q", "-m", "base")
+    root, _ = init_workspace(scratch / "workspace")  # the bundled tasks, profiles and program.md, committed
     return root
 
 
-def unsandboxed(root: Path, profile, scratch: Path, smoke: bool) -> tuple[float, float]:
+PHASES = ("startup", "rounds", "final_eval")
+
+
+def phases(result) -> dict[str, float]:
+    """Where the NVFlare job's time went (engine/run/phases.py); untrusted, start-up includes job.py's imports."""
+    return {
+        "startup": result.startup_seconds or 0.0,
+        "rounds": result.rounds_seconds or 0.0,
+        "final_eval": result.final_eval_seconds or 0.0,
+    }
+
+
+def untrusted(root: Path, profile, scratch: Path, smoke: bool) -> dict[str, float]:
     started = time.monotonic()
     result = run_job(root, profile, {}, scratch / f"plain-{uuid.uuid4().hex[:6]}", smoke=smoke)
+    wall = time.monotonic() - started
     if result.status != "ok":
-        raise SystemExit(f"error: the unsandboxed run failed: {result.error}")
-    return time.monotonic() - started, result.score
+        raise SystemExit(f"error: the untrusted run failed: {result.error}")
+    return {"wall": wall, "job": result.runtime_seconds, "score": result.score, **phases(result)}
 
 
-def sandboxed(root: Path, profile, scratch: Path, data, smoke: bool) -> tuple[float, float, float, float]:
-    run_dir = scratch / f"boxed-{uuid.uuid4().hex[:6]}"
-    run_dir.mkdir()
-    subset = evaluation_environment(profile, "validation")
-    env = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: uuid.uuid4().hex, **subset}
-    spec = job_spec(root, run_dir, data.view_dir, profile.surface.protected, env)
-    command = wrap(job_command(root, profile, {}, run_dir, "sim", smoke), spec)
+def trusted(root: Path, profile, scratch: Path, scoring: TrustedScoring, smoke: bool) -> dict[str, float]:
+    """One candidate on the trusted path; its wall time and the parts the run records."""
     started = time.monotonic()
-    # The model process starts with the job (it imports torch meanwhile) and scores after it.
-    model_process = ModelProcess(root, data, list(profile.budget.final_eval_clients), spec.hidden)
-    with open(run_dir / "job.log", "w") as log:
-        done = subprocess.run(
-            command.argv, env=command.env, cwd=command.cwd, stdout=log, stderr=subprocess.STDOUT
-        )
-    job_seconds = time.monotonic() - started
-    if done.returncode != 0:
-        model_process.close()
-        raise SystemExit(f"error: the sandboxed job failed; see {run_dir / 'job.log'}")
-    started = time.monotonic()
-    evaluation = model_process.finish(
-        profile.task_dir.replace("/", ".") + ".model",
-        str(profile.baseline["model_arch"]),
-        run_dir / "nvflare",
-        profile.metric.name,
-        profile.budget.max_model_params,
+    result = run_job(
+        root, profile, {}, scratch / f"trusted-{uuid.uuid4().hex[:6]}", smoke=smoke, trusted=scoring
     )
-    eval_seconds = time.monotonic() - started
-    if not evaluation.ok:
-        raise SystemExit(f"error: the evaluator failed: {evaluation.error}")
-    mismatch = score_mismatch(evaluation.per_site, reported_scores(run_dir / "nvflare", profile.metric.name))
-    if mismatch:
-        raise SystemExit(f"error: {mismatch}")
-    return job_seconds, eval_seconds, evaluation.score, evaluation.seconds
+    wall = time.monotonic() - started
+    if result.status != "ok":
+        raise SystemExit(f"error: the trusted run failed: {result.error}")
+    facts = result.evaluator
+    export, verify, evaluator = facts["export_seconds"], facts["verify_seconds"], facts["seconds"]
+    return {
+        "wall": wall,
+        "export": export,
+        "verify": verify,
+        "job": result.runtime_seconds - export,  # the launched NVFlare run, start to early return
+        "evaluator": evaluator,
+        "score": result.score,
+        **phases(result),
+    }
 
 
 def sandbox_startup(times: int = 5) -> float:
@@ -106,7 +105,7 @@ def main() -> None:
     parser.add_argument(
         "--full", action="store_true", help="the profile's full budget instead of the smoke one"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="alternate the two runs this many times")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate the two paths this many times")
     options = parser.parse_args()
     if detect_sandbox() != "bwrap":
         raise SystemExit("error: bubblewrap is not usable here; nothing to compare")
@@ -115,50 +114,51 @@ def main() -> None:
         scratch = Path(tmp)
         root = workspace_copy(scratch)
         profile = load_profile(root, PROFILE)
-        subset = evaluation_environment(profile, "validation")
+        base = run_git(root, "rev-parse", "HEAD").stdout.decode().strip()
+        (scratch / "campaign").mkdir()
+        scoring = TrustedScoring(root, scratch / "campaign", profile, base, protected_hashes(root, profile))
         started = time.monotonic()
-        bridge = pin_bridge(root, "HEAD", protected_hashes(root, profile), scratch / "trusted" / "bridge")
-        sites = list(profile.budget.final_eval_clients)
-        data = export_site_data(
-            bridge,
-            profile.task_dir,
-            sites,
-            profile.budget.n_clients,
-            scratch / "trusted" / "data",
-            subset,
-            scratch / "views",
-            subset,
-        )
-        export_seconds = time.monotonic() - started
-        plain, boxed, evals, scores = [], [], [], set()
+        scoring.site_data("validation")  # once per campaign: the pinned bridge writes views and scored inputs
+        data_seconds = time.monotonic() - started
+        plain, runs, scores = [], [], set()
         for _ in range(options.repeat):
-            seconds, score = unsandboxed(root, profile, scratch, smoke)
-            plain.append(seconds)
-            job_seconds, eval_seconds, boxed_score, _ = sandboxed(root, profile, scratch, data, smoke)
-            boxed.append(job_seconds)
-            evals.append(eval_seconds)
-            scores.add((round(score, 6), round(boxed_score, 6)))
+            plain.append(untrusted(root, profile, scratch, smoke))
+            runs.append(trusted(root, profile, scratch, scoring, smoke))
+            scores.add((round(plain[-1]["score"], 6), round(runs[-1]["score"], 6)))
     startup = sandbox_startup()
-    plain_s, boxed_s, eval_s = statistics.median(plain), statistics.median(boxed), statistics.median(evals)
-    total = boxed_s + eval_s
+
+    def median(rows: list[dict], name: str) -> float:
+        return statistics.median(row[name] for row in rows)
+
     budget = "full" if options.full else "smoke"
     print(
-        f"Fed-Heart-Disease baseline, {budget} budget, median of {options.repeat} run(s) each, sandbox {detect_sandbox()}"
+        f"Fed-Heart-Disease baseline, {budget} budget, median of {options.repeat} run(s) each, "
+        f"sandbox {detect_sandbox()}, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
     )
-    print(f"{'':34}{'unsandboxed':>14}{'sandboxed':>14}")
-    print(f"{'job wall time (s)':34}{plain_s:14.2f}{boxed_s:14.2f}")
-    print(f"{'trusted evaluator, after the job (s)':34}{'-':>14}{eval_s:14.2f}")
-    print(f"{'candidate total (s)':34}{plain_s:14.2f}{total:14.2f}")
-    print(f"{'data export, once per campaign (s)':34}{'-':>14}{export_seconds:14.2f}")
-    print(f"{'bwrap start-up, /bin/true (s)':34}{'-':>14}{startup:14.3f}")
+    print(f"{'':46}{'untrusted':>12}{'trusted':>12}")
+    print(f"{'job.py exports its job (sandboxed) (s)':46}{'-':>12}{median(runs, 'export'):12.2f}")
+    print(f"{'afr verifies the export (s)':46}{'-':>12}{median(runs, 'verify'):12.3f}")
     print(
-        f"runs (unsandboxed | sandboxed): {' '.join(f'{v:.1f}' for v in plain)} | {' '.join(f'{v:.1f}' for v in boxed)}"
+        f"{'NVFlare job: job.py | afr launch, sandboxed (s)':46}{median(plain, 'job'):12.2f}{median(runs, 'job'):12.2f}"
     )
+    for name, label in zip(PHASES, ("start-up to first round", "rounds", "final evaluation"), strict=True):
+        print(f"{'  ' + label + ' (s)':46}{median(plain, name):12.2f}{median(runs, name):12.2f}")
+    print(f"{'trusted evaluator, after the job (s)':46}{'-':>12}{median(runs, 'evaluator'):12.2f}")
+    print(f"{'candidate wall time (s)':46}{median(plain, 'wall'):12.2f}{median(runs, 'wall'):12.2f}")
+    print(f"{'data export, once per campaign (s)':46}{'-':>12}{data_seconds:12.2f}")
+    print(f"{'bwrap start-up, /bin/true (s)':46}{'-':>12}{startup:12.3f}")
+    walls = [" ".join(f"{row['wall']:.1f}" for row in rows) for rows in (plain, runs)]
+    print(f"runs (untrusted | trusted): {walls[0]} | {walls[1]}")
+    # Each pair ran back to back: on a shared machine the paired differences say more than the medians.
+    pairs = [
+        trusted_run["wall"] - plain_run["wall"] for plain_run, trusted_run in zip(plain, runs, strict=True)
+    ]
+    print(f"paired differences, trusted - untrusted (s): {' '.join(f'{d:+.1f}' for d in pairs)}")
+    extra = statistics.median(pairs)
     print(
-        f"sandbox adds {boxed_s - plain_s:+.2f} s, evaluator {eval_s:+.2f} s: "
-        f"{(total - plain_s) / plain_s * 100:+.1f}% of the unsandboxed candidate"
+        f"the trusted path adds {extra:+.2f} s: {extra / median(plain, 'wall') * 100:+.1f}% of the untrusted candidate"
     )
-    print(f"scores (unsandboxed, sandboxed): {sorted(scores)}")
+    print(f"scores (untrusted, trusted): {sorted(scores)}")
 
 
 if __name__ == "__main__":

@@ -232,6 +232,7 @@ def run_job(
     sandbox: str | None = None,
     trusted=None,
     lean: bool = True,
+    launch=None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
 
@@ -246,6 +247,8 @@ def run_job(
     ``sandbox`` ("bwrap", or "none": the allow-listed environment only; default: what works).
     ``trusted`` (an ``engine.run.trusted.TrustedScoring``) takes the trusted path: the job
     sandboxed and the score of record computed by afr's evaluator (``TrustedScoring.run``).
+    ``launch`` (an ``engine.run.launch.Launch``, set by the trusted path) runs the exported and
+    verified job with NVFlare's own simulator instead of the candidate's ``job.py``.
     """
     if trusted is not None:
         options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
@@ -253,9 +256,11 @@ def run_job(
         return trusted.run(run_job, root, profile, args, run_dir, **options)  # engine.run.trusted
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
-    command = job_command(root, profile, args, run_dir, env, smoke, seed, lean)
+    command = job_command(root, profile, args, run_dir, env, smoke, seed, lean) if launch is None else launch.command
     token = uuid.uuid4().hex
     run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token, **evaluation_environment(profile, subset)}
+    if launch is not None:
+        run_vars.update(launch.env)  # what job.py used to set for the simulator (engine/run/launch.py)
     if gpu is not None:
         run_vars["CUDA_VISIBLE_DEVICES"] = gpu
     child_env = dict(os.environ, **run_vars)
@@ -334,6 +339,8 @@ def run_job(
     if timed_out:
         return failed("timeout", f"timed out after {timeout:.0f} s")
     result_file = run_dir / "job_result.json"
+    if launch is not None and not early_return and returncode == 0:
+        launch.write_result(result_file)
     if not early_return and (returncode != 0 or not result_file.is_file()):
         return failed(
             "crash",

@@ -60,6 +60,7 @@ ALLOWED_NAMES = frozenset(
         "AFR_HELDOUT_FRACTION",
         "AFR_HELDOUT_SEED",
         "AFR_DATA_VIEW",
+        "AFR_CLIENT_POLL_INTERVAL",  # the lean knob afr's launch sets (engine/run/launch.py)
     }
 )
 ALLOWED_PREFIXES = ("LC_", "NVIDIA_")

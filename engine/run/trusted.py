@@ -22,6 +22,7 @@ from engine.profile import Profile, Scalar
 from engine.run.databridge import SiteData, export_site_data, pin_bridge
 from engine.run.evaluator import ModelProcess, score_mismatch
 from engine.run.jobbox import job_spec
+from engine.run.launch import LaunchRefused, prepare_launch
 from engine.run.runner import CRASH_SCORE, RunResult, evaluation_environment, run_job
 from engine.run.sandbox import detect_sandbox
 from engine.store.gitsafe import run_git
@@ -145,6 +146,32 @@ def run_trusted(
         )
     spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, {})
     model = ModelProcess(root, data, trusted.sites, spec.hidden, trusted.sandbox)
+    # The owned budget: job.py only exports its job; afr verifies it and launches it (engine/run/launch.py).
+    # A POC run is verified the same way, then still run by job.py (PocEnv needs its admin session).
+    try:
+        launch = prepare_launch(
+            root,
+            profile,
+            args,
+            run_dir,
+            spec,
+            trusted.sandbox,
+            smoke=options.get("smoke", False),
+            seed=options.get("seed"),
+            lean=options.get("lean", True),
+        )
+    except LaunchRefused as error:
+        model.close()
+        log = run_dir / "export.log"
+        return RunResult(
+            "crash", CRASH_SCORE, {}, 0.0, str(log), None, None, [], str(error), sandbox=trusted.sandbox
+        )
+    except BaseException:
+        model.close()
+        raise
+    if options.get("env", "sim") == "sim":
+        spec = replace(spec, readonly=(*spec.readonly, launch.job_dir))  # verified: read-only from here on
+        options["launch"] = launch
     try:
         result = (run_fn or run_job)(
             root, profile, args, run_dir, subset=subset, sandbox_spec=spec, sandbox=trusted.sandbox, **options
@@ -152,7 +179,9 @@ def run_trusted(
     except BaseException:
         model.close()
         raise
-    result = replace(result, sandbox=trusted.sandbox)
+    result = replace(
+        result, sandbox=trusted.sandbox, runtime_seconds=result.runtime_seconds + launch.export_seconds
+    )
     if result.status != "ok":
         model.close()
         return result
@@ -170,6 +199,7 @@ def run_trusted(
         "sandbox": evaluation.sandbox,
         "seconds": round(evaluation.seconds, 3),
         "reported": result.per_site,
+        **launch.facts(),
     }
     if evaluation.error:
         return replace(result, status="crash", score=CRASH_SCORE, error=evaluation.error, evaluator=facts)

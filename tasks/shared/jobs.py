@@ -3,7 +3,9 @@
 Shared by every task's ``job.py`` so that all tasks run, find their results and print
 their score the same way. ``--env sim`` (default) uses ``SimEnv``; ``--env poc`` starts
 real NVFlare server and client processes on localhost with ``PocEnv`` and copies the
-result out before NVFlare removes its POC workspace.
+result out before NVFlare removes its POC workspace. ``--export_dir DIR`` only exports the
+job (NVFlare's ``recipe.export``): afr's trusted path verifies that export and runs it itself
+(``engine/run/launch.py``).
 
 The metric: each task's ``job.py`` declares the metric its clients report
 (``TaskMetric``: a name and whether higher or lower is better); ``--metric`` and
@@ -96,6 +98,9 @@ def add_common_args(
     parser.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
     parser.add_argument("--workspace", default=None, help="NVFlare workspace root (default: a temp dir)")
     parser.add_argument("--result_json", default=None, help="write the score and result directory here")
+    parser.add_argument(
+        "--export_dir", default=None, help="export the NVFlare job here instead of running it (afr runs it)"
+    )
     parser.add_argument("--name", default=None, help="NVFlare job name")
     parser.add_argument("--final_eval_clients", default="all", help="comma-separated site names, or all")
     parser.add_argument("--metric", default=metric.name, help="the reported metric the score averages")
@@ -242,6 +247,12 @@ def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
     knobs = knobs_from_args(args)
     apply_knobs(recipe, knobs)
     print(f"NVFlare knobs: {knobs}")
+    if args.export_dir:
+        # afr verifies the exported configuration (rounds, clients, final evaluation, client args)
+        # and launches it with NVFlare's simulator itself: nothing of job.py runs at run time.
+        recipe.export(job_dir=str(Path(args.export_dir).resolve()))
+        print(f"exported: {args.export_dir}")
+        return {"exported": str(args.export_dir)}
     workspace = Path(args.workspace or Path(os.environ.get("TMPDIR", "/tmp")) / "afr-nvflare").resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     started = time.time()
