@@ -90,6 +90,7 @@ def _drive(campaign, action) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from afr.agent_options import resolve_proposer
+    from afr.deploy_options import deployment_from_args
     from engine.agent import build_proposer
     from engine.campaign.loop import Campaign
     from engine.campaign.options import CampaignOptions, campaign_dir
@@ -113,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parallel=profile.parallel_width(args.parallel, len(gpus)),
         approval=args.approval,
         env=args.env,
+        deployment=deployment_from_args(args),
         smoke=args.smoke,
         seed=profile.budget.seed if args.seed is None else args.seed,
         max_cost=args.max_cost,
