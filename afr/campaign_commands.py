@@ -132,6 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         match=args.match,
         confirm=not args.no_confirm,
     )
+    if options.deployment is not None:  # --sites must fit the profile before anything starts
+        from engine.run.deployment import Deployment
+
+        Deployment.of(options.deployment).profile_for(profile)
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
     _preflight(options)

@@ -150,6 +150,10 @@ def _run(
     width = parallel or int(campaign.options.get("parallel", 1) or 1)
     env = getattr(args, "env", None)
     deployment = deployment_from_args(args) if env else None
+    if deployment is not None:
+        from engine.run.deployment import Deployment
+
+        Deployment.of(deployment).profile_for(campaign.profile)  # --sites must fit the profile
     if env == "prod" or (env is None and campaign.options.get("env") == "prod"):
         print("afr: on the real NVFlare deployment: scored by its sites (prod)", flush=True)
     evidence.run_jobs(

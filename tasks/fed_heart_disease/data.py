@@ -205,6 +205,11 @@ def load_site(site_name: str, environ: Mapping[str, str] | None = None) -> Site:
     At a real deployment's site, ``AFR_SITE_DATA`` names the folder with that site's own splits
     (``export_site`` writes one from the bundled files); the job's configuration picks the scored rows.
     """
+    view = load_view(site_name)
+    if view is not None:
+        number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
+        hospital = HOSPITALS[number - 1] if 1 <= number <= len(HOSPITALS) else "view"
+        return Site(site_name, hospital, Split(view[0], view[1]), Split(view[2], view[3]))
     deployed = load_site_data()
     if deployed is not None:
         keep = subset_indices(deployed[3], site_name, environ)
@@ -212,11 +217,6 @@ def load_site(site_name: str, environ: Mapping[str, str] | None = None) -> Site:
         number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
         hospital = HOSPITALS[number - 1] if 1 <= number <= len(HOSPITALS) else "site data"
         return Site(site_name, hospital, Split(deployed[0], deployed[1]), Split(deployed[2][keep], deployed[3][keep]))
-    view = load_view(site_name)
-    if view is not None:
-        number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
-        hospital = HOSPITALS[number - 1] if 1 <= number <= len(HOSPITALS) else "view"
-        return Site(site_name, hospital, Split(view[0], view[1]), Split(view[2], view[3]))
     for site in load_federation():
         if site.name == site_name:
             keep = subset_indices(site.test.labels, site_name, environ)
