@@ -55,7 +55,7 @@ def client_config(job: Path) -> tuple[Path, dict]:
 
 def test_the_names_afr_checks_are_the_task_code_s():
     assert prod.COMPONENT_ID == holdout.COMPONENT_ID
-    assert prod.COMPONENT_PATH == f"{holdout.__name__}.{holdout.JobEvaluationSubset.__name__}"
+    assert f"{holdout.__name__}.{holdout.JobEvaluationSubset.__name__}" == prod.COMPONENT_PATH
 
 
 def test_an_exported_job_carries_what_afr_asked_for(job, heart):
