@@ -22,7 +22,10 @@ import pytest
 from prod_deployment import ADMIN, LocalDeployment
 
 from engine.profile import load_profile
+from engine.run.deployment import Deployment
+from engine.run.evaluator import evaluate
 from engine.run.runner import evaluation_environment
+from engine.run.trusted import TrustedScoring
 from engine.store.ledger import Ledger
 
 pytestmark = [pytest.mark.nvflare, pytest.mark.prod]
@@ -135,16 +138,24 @@ def test_heldout_on_the_deployment_scores_exactly_the_heldout_rows(prod):
     assert [(cells[0], cells[4]) for cells in heldout] == [("c001", "ok"), ("c002", "ok")]
     expected = expected_rows(workspace, "heldout")
     assert expected != expected_rows(workspace, "validation")
+    records_by_id = {record["id"]: record for record in records(workspace)}
+    campaign = workspace / ".afr" / "campaigns" / TAG
+    profile = Deployment("kit", sites=SITES).profile_for(load_profile(workspace, "fed_heart_disease"))
+    data = TrustedScoring.for_campaign(workspace, campaign, profile).site_data("heldout")
     for cells in heldout:
         run_dir = workspace / ".afr" / "campaigns" / TAG / cells[-1]
         assert run_dir.name.endswith("-prod")
         facts = json.loads((run_dir / "prod.json").read_text())
         assert facts["subset"] == "heldout" and facts["sites"] == list(SITES)
         assert site_lines(deployment, facts["job_id"]) == expected
-        # The downloaded result holds the sites' final evaluation and the final global model.
+        # The downloaded result holds the sites' final evaluation and the final global model; afr's own
+        # evaluator, given the held-out rows (this test's sites hold the bundled data), agrees with the sites.
         result = run_dir / "nvflare" / "prod" / facts["job_id"] / "workspace"
-        assert (result / "app_server" / "FL_global_model.pt").is_file()
         assert (result / "cross_site_val" / "cross_val_results.json").is_file()
+        arch = str((records_by_id[cells[0]].get("args") or {}).get("model_arch", "logreg"))
+        evaluation = evaluate(workspace, "tasks.fed_heart_disease.model", arch, result, data, list(SITES))
+        assert evaluation.ok, evaluation.error
+        assert evaluation.per_site == pytest.approx(facts["per_site"], abs=1e-6)
 
 
 def test_prod_options_are_checked_before_anything_runs(prod):
