@@ -132,10 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         match=args.match,
         confirm=not args.no_confirm,
     )
-    if options.deployment is not None:  # --sites must fit the profile before anything starts
-        from engine.run.deployment import Deployment
-
-        Deployment.of(options.deployment).profile_for(profile)
+    profile = _deployed(profile, options)  # --sites must fit the profile before anything starts
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
     _preflight(options)
@@ -171,12 +168,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if _wants_background(args):
         rest = [arg for arg in _after(args.argv, "resume") if arg != args.tag]
         return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
+    profile = _deployed(profile, options)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(
         f"afr: resuming {tag} (cap {options.max_candidates} candidate{'s' if options.max_candidates > 1 else ''})",
         flush=True,
     )
     return _drive(campaign, campaign.resume)
+
+
+def _deployed(profile, options):
+    """The profile a campaign on a real deployment runs: its budget names the deployment's sites."""
+    if options.env != "prod":
+        return profile
+    from engine.run.deployment import Deployment
+
+    return Deployment.of(options.deployment).profile_for(profile)
 
 
 def _preflight(options) -> None:

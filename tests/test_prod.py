@@ -123,8 +123,11 @@ def test_campaign_runs_on_the_deployment_and_is_scored_by_its_sites(prod):
         assert record["score"] == pytest.approx(sum(facts["per_site"].values()) / 2)
         # Each site scored its own validation rows, as the job's configuration told it.
         assert site_lines(deployment, facts["job_id"]) == validation
-    rows = Ledger(workspace / ".afr" / "campaigns" / TAG / "results.tsv").rows()
+    rows = Ledger(workspace / ".afr" / "campaigns" / TAG).rows()
     assert [row.status for row in rows][0] == "keep" and all(row.score > 0 for row in rows)
+    assert all(row.budget == "smoke:clients=2;rounds=1" for row in rows)  # the deployment's two sites
+    status = afr("status", TAG, cwd=workspace)
+    assert "scored by: sites (prod)" in status.stdout
 
 
 def test_heldout_on_the_deployment_scores_exactly_the_heldout_rows(prod):
