@@ -115,6 +115,7 @@ def run_prod(
             check_job(job_folder, root, profile, subset, sites, getattr(trusted, "hashes", None))
         except (JobRefused, OSError, ValueError, subprocess.SubprocessError) as error:
             return replace_sandbox(failed("crash", f"prod job: {error}"), sandbox)
+        exported_at = time.monotonic()
         say(f"afr: job checked; submitting to {deployment.startup_kit} as {deployment.username}")
         budget = (timeout or profile.run.timeout_seconds) - (time.monotonic() - started)
         try:
@@ -130,6 +131,9 @@ def run_prod(
             "startup_kit": str(deployment.startup_kit),
             "sites": sites,
             "subset": subset,
+            # Where the time went: the sandboxed export and check, then login, the job and its download.
+            "export_seconds": round(exported_at - started, 3),
+            "deployment_seconds": round(time.monotonic() - exported_at, 3),
         }
         (run_dir / "prod.json").write_text(json.dumps(facts, indent=2) + "\n")
         if status != "FINISHED:COMPLETED" or result_dir is None:
@@ -270,10 +274,12 @@ def submit_and_wait(
     """
     from nvflare.fuel.flare_api.flare_api import new_secure_session  # only a prod run needs the admin API
 
+    login = time.monotonic()
     with contextlib.redirect_stdout(io.StringIO()):  # the admin API prints progress dots
         session = new_secure_session(
             deployment.username, str(Path(deployment.startup_kit).resolve()), timeout=deployment.login_timeout
         )
+    say(f"afr: logged in to the deployment in {time.monotonic() - login:.1f} s")
     job_id, finished = None, False
     try:
         job_id = session.submit_job(str(job_folder))
