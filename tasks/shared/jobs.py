@@ -4,8 +4,9 @@ Shared by every task's ``job.py`` so that all tasks run, find their results and 
 their score the same way. ``--env sim`` (default) uses ``SimEnv``; ``--env poc`` starts
 real NVFlare server and client processes on localhost with ``PocEnv`` and copies the
 result out before NVFlare removes its POC workspace; ``--env prod --startup_kit DIR``
-submits the job to an existing deployment through its admin startup kit (``ProdEnv``) and
-copies the downloaded result out, and ``--env prod --export_dir DIR`` only writes the job
+submits the portable job to an existing deployment through its admin startup kit (the admin API
+that NVFlare's ``ProdEnv`` wraps) and
+downloads its result, and ``--env prod --export_dir DIR`` only writes the job
 folder (afr then checks it and submits it itself, so candidate code never holds the admin kit).
 
 What is scored travels in the job's configuration, never in the submitter's environment
@@ -303,25 +304,32 @@ def _relative(path: Path) -> Path | None:
 
 
 def _run_prod(recipe, args: argparse.Namespace, workspace: Path) -> tuple[Path, str | None]:
-    """Submit through the admin startup kit, wait, and copy the downloaded result into ``workspace``.
+    """Submit the portable job through the admin startup kit, wait, and download its result into ``workspace``.
 
-    The client script path in the job is this machine's; a deployment whose sites do not
-    share it needs afr's own prod path, which points it into the job's custom folder.
+    The admin API NVFlare's ``ProdEnv`` wraps, used directly: ``ProdEnv`` exports the job
+    itself, so the folder could not be made portable (``make_portable``) before it is sent.
     """
-    from nvflare.recipe import ProdEnv
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
 
     if not args.startup_kit:
         raise SystemExit("error: --env prod needs --startup_kit DIR (or --export_dir DIR)")
-    env = ProdEnv(startup_kit_location=str(Path(args.startup_kit).resolve()), username=args.username)
+    export_dir = workspace / "prod_job"
+    shutil.rmtree(export_dir, ignore_errors=True)
     with _tasks_root_imports():
-        run_handle = recipe.execute(env)
-    downloaded = run_handle.get_result()
-    status = run_handle.get_status()
-    if downloaded is None:
-        raise RuntimeError(f"prod job ended without a result (status {status})")
-    result_dir = workspace / "prod_results" / run_handle.get_job_id()
-    shutil.copytree(downloaded, result_dir, dirs_exist_ok=True)
-    return result_dir, status
+        recipe.export(str(export_dir))
+    make_portable(export_dir / recipe.name)
+    session = new_secure_session(args.username, str(Path(args.startup_kit).resolve()))
+    try:
+        job_id = session.submit_job(str(export_dir / recipe.name))
+        print(f"submitted job {job_id}")
+        session.monitor_job(job_id)
+        status = session.get_job_meta(job_id).get("status")
+        downloaded = Path(session.download_job_result(job_id, destination=str(workspace / "prod_results")))
+    finally:
+        session.close()
+    if not (downloaded / "workspace").is_dir():
+        raise RuntimeError(f"prod job {job_id} ended without a result (status {status})")
+    return downloaded / "workspace", status
 
 
 def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
