@@ -90,6 +90,7 @@ def _drive(campaign, action) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from afr.agent_options import resolve_proposer
+    from afr.deploy_options import deployment_from_args
     from engine.agent import build_proposer
     from engine.campaign.loop import Campaign
     from engine.campaign.options import CampaignOptions, campaign_dir
@@ -113,6 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         parallel=profile.parallel_width(args.parallel, len(gpus)),
         approval=args.approval,
         env=args.env,
+        deployment=deployment_from_args(args),
         smoke=args.smoke,
         seed=profile.budget.seed if args.seed is None else args.seed,
         max_cost=args.max_cost,
@@ -130,6 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         match=args.match,
         confirm=not args.no_confirm,
     )
+    profile = _deployed(profile, options)  # --sites must fit the profile before anything starts
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
     _preflight(options)
@@ -170,12 +173,22 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if _wants_background(args):
         rest = [arg for arg in _after(args.argv, "resume") if arg not in (args.tag, "--accept-environment")]
         return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
+    profile = _deployed(profile, options)
     campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
     print(
         f"afr: resuming {tag} (cap {options.max_candidates} candidate{'s' if options.max_candidates > 1 else ''})",
         flush=True,
     )
     return _drive(campaign, campaign.resume)
+
+
+def _deployed(profile, options):
+    """The profile a campaign on a real deployment runs: its budget names the deployment's sites."""
+    if options.env != "prod":
+        return profile
+    from engine.run.deployment import Deployment
+
+    return Deployment.of(options.deployment).profile_for(profile)
 
 
 def _preflight(options) -> None:

@@ -20,6 +20,7 @@ from afr.campaign_commands import (
     cmd_validate,
 )
 from afr.common import HelpFormatter, UsageError, positive_float, positive_int
+from afr.deploy_options import add_deployment_arguments
 from engine import __version__
 from engine.campaign.options import CampaignError
 from engine.profile import ProfileError
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--detach", action="store_true", help="start the engine in the background; watch it with `afr attach`"
     )
-    run.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
+    add_deployment_arguments(run)  # --env sim|poc|prod, and --startup-kit, --username, --sites for prod
     run.add_argument(
         "--smoke", action="store_true", help="use the profile's smoke budget for every candidate"
     )

@@ -221,6 +221,8 @@ def print_status(summary: dict, out=sys.stdout) -> None:
     )
     if summary.get("sandbox"):
         console.print(f"sandbox: {summary['sandbox']}", soft_wrap=True)
+    if summary.get("scored_by"):  # a real deployment's sites, not afr's evaluator
+        console.print(f"scored by: {summary['scored_by']}", soft_wrap=True)
     if summary.get("best") is not None:
         console.print(
             f"baseline {summary['baseline']:.6f}  best {summary['best']:.6f}  ({summary['best_description']})",

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from afr.common import UsageError, gpu_ids, workspace_root
+from afr.deploy_options import add_deployment_arguments, deployment_from_args
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
 from engine.wording import counted
@@ -28,6 +29,7 @@ def add_commands(commands, positive_int) -> None:
     repeat.add_argument(
         "--parallel", type=positive_int, default=None, help="runs at once (default: the campaign's width)"
     )
+    add_deployment_arguments(repeat, default_env=None)  # confirm a simulator finding on a real federation
     repeat.add_argument(
         "--workspace",
         type=Path,
@@ -45,6 +47,7 @@ def add_commands(commands, positive_int) -> None:
     heldout.add_argument(
         "--parallel", type=positive_int, default=None, help="runs at once (default: the campaign's width)"
     )
+    add_deployment_arguments(heldout, default_env=None)
     heldout.add_argument(
         "--workspace",
         type=Path,
@@ -115,7 +118,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
         f"(validation subset; {len(jobs)} runs)",
         flush=True,
     )
-    _run(campaign, jobs, args.parallel, "validation")
+    _run(campaign, jobs, args.parallel, "validation", args)
     return 0
 
 
@@ -131,18 +134,37 @@ def cmd_heldout(args: argparse.Namespace) -> int:
         f"on the held-out {share:.0%} of each client's evaluation split, seeds {','.join(map(str, seeds))}",
         flush=True,
     )
-    _run(campaign, jobs, args.parallel, "heldout")
+    _run(campaign, jobs, args.parallel, "heldout", args)
     return 0
 
 
 def _run(
-    campaign: evidence.CampaignView, jobs: list[evidence.Job], parallel: int | None, subset: str
+    campaign: evidence.CampaignView,
+    jobs: list[evidence.Job],
+    parallel: int | None,
+    subset: str,
+    args: argparse.Namespace | None = None,
 ) -> None:
     """Run the jobs (the campaign's parallel width unless given), then print their statistics."""
     started = time.monotonic()
     width = parallel or int(campaign.options.get("parallel", 1) or 1)
+    env = getattr(args, "env", None)
+    deployment = deployment_from_args(args) if env else None
+    if deployment is not None:
+        from engine.run.deployment import Deployment
+
+        Deployment.of(deployment).profile_for(campaign.profile)  # --sites must fit the profile
+    if env == "prod" or (env is None and campaign.options.get("env") == "prod"):
+        print("afr: on the real NVFlare deployment: scored by its sites (prod)", flush=True)
     evidence.run_jobs(
-        campaign, jobs, evidence.RUNNER, width, _gpus(), report=lambda line: print(f"  {line}", flush=True)
+        campaign,
+        jobs,
+        evidence.RUNNER,
+        width,
+        _gpus(),
+        report=lambda line: print(f"  {line}", flush=True),
+        env=env,
+        deployment=deployment,
     )
     _print_evidence(campaign, jobs, subset)
     print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")
@@ -205,6 +227,10 @@ def apply_match(root: Path, args: argparse.Namespace) -> None:
     args.max_hours = options.get("max_hours")
     args.smoke = bool(options.get("smoke", False))
     args.env = options.get("env", args.env)
+    if args.env == "prod":  # the same deployment as TAG
+        deployment = options.get("deployment") or {}
+        args.startup_kit, args.username = deployment.get("startup_kit"), deployment.get("username")
+        args.sites = ",".join(deployment.get("sites") or []) or None
     if args.seed is None:
         args.seed = options.get("seed")
     args.no_confirm = not options.get("confirm", False)  # the same keep rule as TAG

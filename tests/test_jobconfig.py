@@ -183,6 +183,16 @@ CASES = {
         lambda d: d.update(mandatory_clients=["site-1"]),
         "meta.json sets mandatory_clients",
     ),
+    "scores the whole split": (
+        CLIENT,
+        lambda d: _component(d, "afr_evaluation_subset")["args"].update(subset="full", fraction=0.0, seed=0),
+        "does not score afr's evaluation subset",
+    ),
+    "no evaluation subset": (
+        CLIENT,
+        lambda d: d.update(components=[c for c in d["components"] if c["id"] != "afr_evaluation_subset"]),
+        "does not score afr's evaluation subset",
+    ),
     "deploy to one site": (
         "meta.json",
         lambda d: d.update(deploy_map={"app": ["server", "site-1"]}),
@@ -198,7 +208,7 @@ def test_a_departure_from_the_budget_is_refused(honest, case, tmp_path):
     shutil.copytree(honest["launch"].job_dir.parent, copy)
     (job,) = copy.iterdir()
     _edit_json(job, name, change)
-    expected = expected_for(honest["profile"], ARGS, True, None, honest["root"])
+    expected = expected_for(honest["profile"], ARGS, True, None, honest["root"], "validation")
     with pytest.raises(BudgetError, match="^budget: ") as refused:
         verify_export(copy, expected, honest["root"])
     assert reason in str(refused.value)
@@ -208,7 +218,7 @@ def test_a_departure_from_the_budget_is_refused(honest, case, tmp_path):
 def test_the_honest_copy_passes_and_bundled_files_must_be_the_worktrees(honest, tmp_path):
     copy = tmp_path / "export"
     shutil.copytree(honest["launch"].job_dir.parent, copy)
-    expected = expected_for(honest["profile"], ARGS, True, None, honest["root"])
+    expected = expected_for(honest["profile"], ARGS, True, None, honest["root"], "validation")
     (job,) = copy.iterdir()
     assert verify_export(copy, expected, honest["root"]) == job
     bundled = next((job / "app" / "custom").rglob("model.py"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import psutil
 import pytest
 
 from engine.profile import load_profile
-from engine.run.runner import evaluation_environment, run_job
+from engine.run.runner import evaluation_flags, run_job
 
 pytestmark = pytest.mark.nvflare
 
@@ -50,10 +49,9 @@ def test_heart_baseline_runs_directly_and_through_the_runner_with_one_score(root
         *profile.job_flags(smoke=True),
         "--workspace",
         str(tmp_path / "direct"),
+        *evaluation_flags(profile, "validation"),  # the runner's subset, in the job's own flags
     ]
-    # The runner scores the profile's validation subset; by hand that takes the same variables.
-    env = {**os.environ, **evaluation_environment(profile, "validation")}
-    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     printed = float(re.search(r"^score: ([0-9.]+)$", done.stdout, re.M).group(1))
     assert printed == pytest.approx(result.score, abs=1e-6)

@@ -230,6 +230,7 @@ class Confirmer:
                 dict(job.record.get("args") or {}),
                 run_dir,
                 env=campaign.options.env,
+                **campaign.options.deployment_kwargs(),  # a real deployment's startup kit and sites
                 smoke=campaign.options.smoke,
                 gpu=gpu,
                 seed=job.seed,

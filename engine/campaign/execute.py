@@ -45,6 +45,7 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
             candidate.spec.args,
             run_dir,
             env=campaign.options.env,
+            **campaign.options.deployment_kwargs(),  # a real deployment's startup kit and sites
             smoke=campaign.options.smoke,
             gpu=gpu,
             on_line=on_line,

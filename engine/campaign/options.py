@@ -24,6 +24,7 @@ class CampaignOptions:
     parallel: int = 1
     approval: str = "auto"  # auto or manual
     env: str = "sim"
+    deployment: dict | None = None  # env "prod": engine.run.deployment.Deployment as a dict (startup kit, user, sites)
     smoke: bool = False
     seed: int = 0
     max_cost: float | None = None  # USD per campaign, for LLM proposers
@@ -40,6 +41,10 @@ class CampaignOptions:
     agent_max_output: int = 1_000_000  # bytes of the agent's output kept in its transcript
     agent_env: list[str] = field(default_factory=list)  # variables passed through to the agent
     confirm: bool = True  # confirm a would-be keep on [review] confirm_seeds (afr run --no-confirm)
+
+    def deployment_kwargs(self) -> dict:
+        """What a runner needs besides ``env`` to reach a real deployment (nothing for sim and poc)."""
+        return {"deployment": self.deployment} if self.env == "prod" else {}
 
 
 class CampaignError(RuntimeError):

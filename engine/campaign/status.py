@@ -119,6 +119,12 @@ def sandbox_label(meta: dict, records: dict[str, dict]) -> str:
     return "bwrap" if all(kind == "bwrap" for kind in ran) else "none"
 
 
+def scored_by_label(records: dict[str, dict]) -> str | None:
+    """Who computed the scores of record when it was not afr's evaluator: "sites (prod)" on a deployment."""
+    found = {(r.get("evaluator") or {}).get("scored_by") for r in records.values()} - {None}
+    return ", ".join(sorted(found)) or None
+
+
 def _maximize(root: Path, meta: dict) -> bool:
     """The metric direction of the profile as the campaign started (its snapshot in campaign.json,
     else the workspace's profile file); higher is better when neither says otherwise."""
@@ -174,5 +180,6 @@ def _summary(root: Path, directory: Path, tag: str) -> dict:
         "time": time_totals(records, meta.get("created")),
         "llm": llm_totals(directory, records),
         "sandbox": sandbox_label(meta, records),
+        "scored_by": scored_by_label(records),
         "directory": str(directory),
     }

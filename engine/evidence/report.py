@@ -14,7 +14,7 @@ from pathlib import Path
 
 import git
 
-from engine.campaign.status import list_tags, sandbox_label
+from engine.campaign.status import list_tags, sandbox_label, scored_by_label
 from engine.evidence.compare import campaign_facts, mean_pm
 from engine.evidence.confirmations import confirmation_section
 from engine.evidence.plots import milestones, progress_png
@@ -378,13 +378,18 @@ SANDBOX_NOTE = (
     "a job whose own cross-site scores disagree is a crash."
 )
 
+PROD_NOTE = "their scored data never leave the sites, so afr's evaluator did not score them."
+
 
 def _integrity(campaign: CampaignView) -> str:
     checked, problems = verify_integrity(campaign)
     files = len(campaign.meta.get("protected_hashes") or {})
     lines = ["## Integrity\n"]
     trusted = any(r.get("evaluator") for r in campaign.records.values())
-    lines.append(f"sandbox: {sandbox_label(campaign.meta, campaign.records)}." + (" " + SANDBOX_NOTE if trusted else "") + "\n")
+    note = " " + SANDBOX_NOTE if trusted else ""
+    if scored_by_label(campaign.records):  # a real deployment: afr cannot read the sites' scored rows
+        note = f" Scores of record were reported by the deployment's {scored_by_label(campaign.records)}: {PROD_NOTE}"
+    lines.append(f"sandbox: {sandbox_label(campaign.meta, campaign.records)}." + note + "\n")
     if problems:
         lines.append(f"**{counted(len(problems), 'problem')}** in {counted(checked, 'candidate')}:")
         lines += [f"- {p}" for p in problems]

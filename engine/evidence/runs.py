@@ -224,10 +224,25 @@ def run_jobs(
     parallel: int = 1,
     gpus: list[str] | None = None,
     report: Callable[[str], None] = print,
+    env: str | None = None,
+    deployment: dict | None = None,
 ) -> list[EvidenceRow]:
-    """Run every job not already in ``evidence.tsv`` with status ok; append a row per run."""
+    """Run every job not already in ``evidence.tsv`` with status ok; append a row per run.
+
+    ``env`` (default: the campaign's) may send the runs to a real deployment (``"prod"`` with
+    ``deployment``, default the campaign's); a prod run's folder ends in ``-prod``, and only
+    rows from the same kind of environment count as done.
+    """
+    env = env or campaign.options.get("env", "sim")
+    if env == "prod":
+        deployment = deployment or campaign.options.get("deployment")
+    target = {"env": env, **({"deployment": deployment} if env == "prod" else {})}
     done = campaign.evidence.latest()
-    todo = [job for job in jobs if done.get(job.key) is None or done[job.key].status != "ok"]
+    todo = [
+        job
+        for job in jobs
+        if done.get(job.key) is None or done[job.key].status != "ok" or _is_prod(done[job.key]) != (env == "prod")
+    ]
     skipped = len(jobs) - len(todo)
     if skipped:
         report(f"{skipped} of {len(jobs)} runs already in {EVIDENCE_FILE}; running the other {len(todo)}")
@@ -246,7 +261,7 @@ def run_jobs(
         slot = slots.get()
         try:
             gpu = (gpus or [None])[slot % len(gpus or [None])]
-            row = _run_one(campaign, repo, job, run_fn, gpu, report, tokens.add, stopping, trusted)
+            row = _run_one(campaign, repo, job, run_fn, gpu, report, tokens.add, stopping, trusted, target)
             if row is not None:
                 score = "" if row.score is None else f" {row.score:.4f}"
                 report(f"[{next(counter)}/{len(todo)}] {job.name}: {row.status}{score}")
@@ -269,12 +284,19 @@ def run_jobs(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_one(campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping, trusted=None) -> EvidenceRow | None:
+def _is_prod(row: EvidenceRow) -> bool:
+    return Path(row.run_dir).name.removesuffix("-retry").endswith("-prod")
+
+
+def _run_one(
+    campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping, trusted=None, target=None
+) -> EvidenceRow | None:
     record = job.record
     commit = record.get("commit") or campaign.meta.get("base_commit") or repo.head()
     worktree_id = f"evidence-{job.name}"
     worktree = repo.worktree_for(worktree_id, commit)
-    run_dir = campaign.directory / "evidence" / job.name
+    target = target or {"env": campaign.options.get("env", "sim")}
+    run_dir = campaign.directory / "evidence" / (job.name + ("-prod" if target["env"] == "prod" else ""))
     report(f"running {job.name} ({job.role}: {record.get('description', '')[:60]})")
     try:
         for attempt in range(2):  # a stalled NVFlare job gets one more try, as in the campaign
@@ -283,7 +305,7 @@ def _run_one(campaign, repo, job: Job, run_fn, gpu, report, on_start, stopping, 
                 campaign.profile,
                 dict(record.get("args") or {}),
                 run_dir,
-                env=campaign.options.get("env", "sim"),
+                **target,  # env, and for prod the deployment
                 smoke=bool(campaign.options.get("smoke", False)),
                 gpu=gpu,
                 seed=job.seed,

@@ -23,6 +23,7 @@ import numpy as np
 def main(spec: dict) -> dict:
     sys.path.insert(0, spec["bridge_root"])
     os.environ.pop("AFR_DATA_VIEW", None)  # the trusted side always reads the raw data
+    os.environ.pop("AFR_SITE_DATA", None)  # ... the bundled files, never a deployed site's own folder
     os.environ["AFR_EVAL_SUBSET"] = "full"  # subsets are applied below, per purpose
     data = importlib.import_module(spec["task_package"] + ".data")
     holdout = importlib.import_module("tasks.shared.holdout")

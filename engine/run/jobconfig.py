@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.profile import Profile, Scalar
+from engine.run.runner import evaluation_environment
 
 FEDAVG = "nvflare.app_common.workflows.fedavg.FedAvg"
 CROSS_SITE_EVAL = "nvflare.app_common.workflows.cross_site_model_eval.CrossSiteModelEval"
@@ -49,6 +50,8 @@ SERVER_WIDGETS = frozenset(
         "nvflare.app_common.widgets.metrics_artifact_writer.MetricsArtifactWriter",
     }
 )
+SUBSET_COMPONENT_ID = "afr_evaluation_subset"  # tasks/shared/holdout.py COMPONENT_ID (a test keeps them equal)
+SUBSET_COMPONENT_PATH = "tasks.shared.holdout.JobEvaluationSubset"
 CLIENT_WIDGETS = frozenset({"nvflare.app_common.widgets.convert_to_fed_event.ConvertToFedEvent"})
 FEDAVG_ARGS = frozenset(
     {"aggregator", "aggregation_weights", "num_clients", "num_rounds", "task_check_period"}
@@ -103,6 +106,7 @@ class Expected:
     task_module: str  # "tasks.fed_heart_disease"
     client_script: str  # "tasks/fed_heart_disease/client.py"
     worktree: Path  # the job names the script by its path in the worktree, or relative to the custom folder
+    subset_args: dict | None = None  # the JobEvaluationSubset component's exact arguments (what is scored)
 
     @property
     def sites(self) -> list[str]:
@@ -131,7 +135,12 @@ def flag_values(flags: list[str]) -> dict[str, str | bool]:
 
 
 def expected_for(
-    profile: Profile, args: Mapping[str, Scalar], smoke: bool, seed: int | None, worktree: Path
+    profile: Profile,
+    args: Mapping[str, Scalar],
+    smoke: bool,
+    seed: int | None,
+    worktree: Path,
+    subset: str | None = None,
 ) -> Expected:
     """The engine's own view of the run: the flags it passes the job, split into server and client."""
     flags = flag_values(profile.job_flags(dict(args), smoke=smoke, seed=seed))
@@ -160,7 +169,20 @@ def expected_for(
         task_module=task_dir.replace("/", "."),
         client_script=f"{task_dir}/client.py",
         worktree=Path(worktree).resolve(),
+        subset_args=None if subset is None else expected_subset(profile, subset),
     )
+
+
+def expected_subset(profile: Profile, subset: str) -> dict:
+    """The ``JobEvaluationSubset`` arguments afr asks for (``evaluation_environment`` as typed values)."""
+    values = evaluation_environment(profile, subset)
+    if values["AFR_EVAL_SUBSET"] == "full":
+        return {"subset": "full", "fraction": 0.0, "seed": 0}
+    return {
+        "subset": values["AFR_EVAL_SUBSET"],
+        "fraction": float(values["AFR_HELDOUT_FRACTION"]),
+        "seed": int(values["AFR_HELDOUT_SEED"]),
+    }
 
 
 def same_value(exported: str | bool, expected: str | bool) -> bool:
@@ -340,9 +362,18 @@ def check_client(config: dict, expected: Expected) -> None:
     except ValueError as error:
         raise BudgetError(f"budget: client arguments do not parse ({error})") from None
     check_client_args(exported, expected.client_args, expected.optional_client_args)
+    subsets = []
     for component in config.get("components") or []:
-        if not isinstance(component, dict) or component.get("path") not in CLIENT_WIDGETS:
+        if isinstance(component, dict) and component.get("path") == SUBSET_COMPONENT_PATH:
+            subsets.append(component)
+        elif not isinstance(component, dict) or component.get("path") not in CLIENT_WIDGETS:
             raise BudgetError("budget: the client config adds a component")
+    if expected.subset_args is not None and (
+        len(subsets) != 1
+        or subsets[0].get("id") != SUBSET_COMPONENT_ID
+        or subsets[0].get("args") != expected.subset_args
+    ):
+        raise BudgetError(f"budget: the job does not score afr's evaluation subset {expected.subset_args}")
 
 
 def check_client_args(

@@ -115,13 +115,14 @@ def export_job(
     smoke: bool = False,
     seed: int | None = None,
     lean: bool = True,
+    subset: str = "validation",
     timeout: float = EXPORT_TIMEOUT,
 ) -> Path:
     """Run the candidate's job.py in export mode in the sandbox; the export folder it wrote."""
     export_dir = run_dir / EXPORT_DIR
     shutil.rmtree(export_dir, ignore_errors=True)  # a retry reuses the run directory
     export_dir.mkdir(parents=True)
-    command = job_command(root, profile, args, run_dir, "sim", smoke, seed, lean) + [
+    command = job_command(root, profile, args, run_dir, "sim", smoke, seed, lean, subset) + [
         "--export_dir",
         str(export_dir),
     ]
@@ -179,12 +180,15 @@ def prepare_launch(
     smoke: bool = False,
     seed: int | None = None,
     lean: bool = True,
+    subset: str = "validation",
 ) -> Launch:
     """Export and verify the candidate's job; raises ``LaunchRefused`` with the reason."""
     root, run_dir = Path(root), Path(run_dir)
-    expected = expected_for(profile, args, smoke, seed, root)
+    expected = expected_for(profile, args, smoke, seed, root, subset)
     started = time.monotonic()
-    export_dir = export_job(root, profile, args, run_dir, spec, sandbox, smoke=smoke, seed=seed, lean=lean)
+    export_dir = export_job(
+        root, profile, args, run_dir, spec, sandbox, smoke=smoke, seed=seed, lean=lean, subset=subset
+    )
     exported = time.monotonic()
     try:
         job_dir = verify_export(export_dir, expected, root)

@@ -74,6 +74,7 @@ def job_command(
     smoke: bool,
     seed: int | None = None,
     lean: bool = True,
+    subset: str = "validation",
 ) -> list[str]:
     job = root / profile.task_dir / profile.job
     knobs = [] if lean else ["--no-lean"]
@@ -94,8 +95,20 @@ def job_command(
         str(run_dir / "nvflare"),
         "--result_json",
         str(run_dir / "job_result.json"),
+        *evaluation_flags(profile, subset),
         *knobs,
     ]
+
+
+def evaluation_flags(profile: Profile, subset: str) -> list[str]:
+    """The job flags that put the evaluation subset into the job's configuration (see ``evaluation_environment``).
+
+    Flags, not the job's environment: the job writes them into its client configuration,
+    which reaches every site, a real deployment's remote ones included.
+    """
+    names = {"AFR_EVAL_SUBSET": "--eval_subset", "AFR_HELDOUT_FRACTION": "--heldout_fraction"}
+    names["AFR_HELDOUT_SEED"] = "--heldout_seed"
+    return [part for name, value in evaluation_environment(profile, subset).items() for part in (names[name], value)]
 
 
 def evaluation_environment(profile: Profile, subset: str) -> dict[str, str]:
@@ -233,6 +246,7 @@ def run_job(
     trusted=None,
     lean: bool = True,
     launch=None,
+    deployment=None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
 
@@ -249,16 +263,25 @@ def run_job(
     sandboxed and the score of record computed by afr's evaluator (``TrustedScoring.run``).
     ``launch`` (an ``engine.run.launch.Launch``, set by the trusted path) runs the exported and
     verified job with NVFlare's own simulator instead of the candidate's ``job.py``.
+    ``env="prod"`` runs the job on the real NVFlare deployment ``deployment`` names
+    (an ``engine.run.deployment.Deployment`` or its dict): see ``engine.run.prod``.
     """
+    if env == "prod":  # a real deployment: engine.run.prod exports, checks, submits and reads back the job
+        from engine.run.prod import run_prod
+
+        options = {"smoke": smoke, "timeout": timeout, "seed": seed, "on_line": on_line, "on_start": on_start}
+        return run_prod(root, profile, args, run_dir, deployment, subset=subset, trusted=trusted, **options)
     if trusted is not None:
         options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
         options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset, lean=lean)
         return trusted.run(run_job, root, profile, args, run_dir, **options)  # engine.run.trusted
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
-    command = job_command(root, profile, args, run_dir, env, smoke, seed, lean) if launch is None else launch.command
+    command = (
+        job_command(root, profile, args, run_dir, env, smoke, seed, lean, subset) if launch is None else launch.command
+    )
     token = uuid.uuid4().hex
-    run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token, **evaluation_environment(profile, subset)}
+    run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token}  # the subset travels in the job's configuration
     if launch is not None:
         run_vars.update(launch.env)  # what job.py used to set for the simulator (engine/run/launch.py)
     if gpu is not None:

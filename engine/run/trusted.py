@@ -159,6 +159,7 @@ def run_trusted(
             smoke=options.get("smoke", False),
             seed=options.get("seed"),
             lean=options.get("lean", True),
+            subset=subset,
         )
     except LaunchRefused as error:
         model.close()

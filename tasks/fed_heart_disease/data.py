@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.shared.holdout import subset_indices
-from tasks.shared.views import load_view
+from tasks.shared.holdout import requested_subset, subset_indices
+from tasks.shared.views import load_site_data, load_view, scored_rows_line, write_view
 
 DATA_DIR = Path(__file__).resolve().parent / "uci_data"
 # site-1 .. site-4, in FLamby's centre order.
@@ -202,12 +202,21 @@ def load_site(site_name: str, environ: Mapping[str, str] | None = None) -> Site:
     """A hospital's splits; its test split is the evaluation subset ``environ`` asks for.
 
     In afr's sandbox the raw files are hidden and the site's view written by afr is read instead.
+    At a real deployment's site, ``AFR_SITE_DATA`` names the folder with that site's own splits
+    (``export_site`` writes one from the bundled files); the job's configuration picks the scored rows.
     """
     view = load_view(site_name)
     if view is not None:
         number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
         hospital = HOSPITALS[number - 1] if 1 <= number <= len(HOSPITALS) else "view"
         return Site(site_name, hospital, Split(view[0], view[1]), Split(view[2], view[3]))
+    deployed = load_site_data()
+    if deployed is not None:
+        keep = subset_indices(deployed[3], site_name, environ)
+        print(scored_rows_line(site_name, requested_subset(environ)[0], keep), flush=True)
+        number = int(site_name.removeprefix("site-")) if site_name.startswith("site-") else 0
+        hospital = HOSPITALS[number - 1] if 1 <= number <= len(HOSPITALS) else "site data"
+        return Site(site_name, hospital, Split(deployed[0], deployed[1]), Split(deployed[2][keep], deployed[3][keep]))
     for site in load_federation():
         if site.name == site_name:
             keep = subset_indices(site.test.labels, site_name, environ)
@@ -236,3 +245,29 @@ def describe(num_clients: int = len(HOSPITALS)) -> list[dict]:
 def class_counts(labels: np.ndarray, num_classes: int) -> dict[str, int]:
     labels = labels.astype(int)
     return {str(c): int((labels == c).sum()) for c in range(num_classes)}
+
+
+def export_site(site_name: str, folder: Path) -> None:
+    """Write ``site_name``'s own splits (whole test split) as a deployed site's ``AFR_SITE_DATA`` folder."""
+    for site in load_federation():
+        if site.name == site_name:
+            arrays = {
+                "train_features": site.train.features,
+                "train_labels": site.train.labels,
+                "eval_features": site.test.features,
+                "eval_labels": site.test.labels,
+            }
+            write_view(Path(folder), arrays)
+            return
+    raise ValueError(f"Fed-Heart-Disease has clients site-1..site-{len(HOSPITALS)}, not {site_name!r}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="write one hospital's data folder for a real deployment's site")
+    parser.add_argument("site", help="site-1 (Cleveland) .. site-4 (Long Beach VA)")
+    parser.add_argument("folder", type=Path, help="the folder the site's AFR_SITE_DATA will name")
+    options = parser.parse_args()
+    export_site(options.site, options.folder)
+    print(f"wrote {options.site}'s data to {options.folder}")

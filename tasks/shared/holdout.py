@@ -3,9 +3,12 @@
 A profile's ``[heldout]`` section splits every client's evaluation split once, with a
 fixed seed, into a *validation* subset (what the campaign scores and selects on) and the
 complementary *held-out* subset (scored only by ``afr heldout``). The engine's runner,
-not the task code, chooses the subset: it sets the variables below in the job's
-environment, which NVFlare's client processes inherit, and the task's protected data
-bridge applies ``subset_indices``. Without them a run is scored on the whole split.
+not the task code, chooses the subset and passes it as job flags; the protected
+``tasks/shared/jobs.py`` writes it into the job's configuration as the client component
+``JobEvaluationSubset``, which NVFlare builds in every site's job process (in the simulator
+and at a real deployment's sites alike) and which applies it there; the task's protected data
+bridge then applies ``subset_indices``. The submitter's environment never decides it: a
+remote site never sees it. Without the component a run is scored on the whole split.
 
 The split is stratified by label, so both subsets keep each client's class balance.
 """
@@ -22,6 +25,7 @@ SUBSET_VAR = "AFR_EVAL_SUBSET"  # "validation", "heldout"; unset or "full": the 
 FRACTION_VAR = "AFR_HELDOUT_FRACTION"  # share of each client's evaluation split held out
 SEED_VAR = "AFR_HELDOUT_SEED"
 SUBSETS = ("full", "validation", "heldout")
+COMPONENT_ID = "afr_evaluation_subset"  # its id in config_fed_client.json (afr checks it before a prod submit)
 
 
 def heldout_mask(labels: np.ndarray, fraction: float, seed: int, site_name: str) -> np.ndarray:
@@ -80,3 +84,23 @@ def subset_environment(subset: str, fraction: float, seed: int) -> dict[str, str
     if subset == "full":
         return {SUBSET_VAR: "full"}
     return {SUBSET_VAR: subset, FRACTION_VAR: repr(float(fraction)), SEED_VAR: str(int(seed))}
+
+
+class JobEvaluationSubset:
+    """A client component of the job's configuration: the evaluation subset this job scores.
+
+    NVFlare builds the components of ``config_fed_client.json`` in each site's job process
+    before any task runs, so the subset is applied to that process here, where the client
+    script and its data bridge read it. No NVFlare base class is needed: it handles no event.
+    """
+
+    def __init__(self, subset: str = "full", fraction: float = 0.0, seed: int = 0):
+        if subset not in SUBSETS:
+            raise ValueError(f"evaluation subset {subset!r} is not one of {', '.join(SUBSETS)}")
+        self.subset, self.fraction, self.seed = subset, float(fraction), int(seed)
+        for name in (SUBSET_VAR, FRACTION_VAR, SEED_VAR):
+            os.environ.pop(name, None)  # nothing inherited from whoever started the site decides it
+        os.environ.update(subset_environment(subset, fraction, seed))
+
+    def __repr__(self) -> str:
+        return f"JobEvaluationSubset({self.subset!r}, {self.fraction!r}, {self.seed!r})"

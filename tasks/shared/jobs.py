@@ -3,9 +3,17 @@
 Shared by every task's ``job.py`` so that all tasks run, find their results and print
 their score the same way. ``--env sim`` (default) uses ``SimEnv``; ``--env poc`` starts
 real NVFlare server and client processes on localhost with ``PocEnv`` and copies the
-result out before NVFlare removes its POC workspace. ``--export_dir DIR`` only exports the
-job (NVFlare's ``recipe.export``): afr's trusted path verifies that export and runs it itself
-(``engine/run/launch.py``).
+result out before NVFlare removes its POC workspace; ``--env prod --startup_kit DIR``
+submits the portable job to an existing deployment through its admin startup kit (the admin API
+that NVFlare's ``ProdEnv`` wraps) and downloads its result. ``--export_dir DIR`` only exports the
+job (NVFlare's ``recipe.export``): afr verifies that export and runs it itself with the simulator
+(``engine/run/launch.py``) or submits it to the deployment (``engine/run/prod.py``), so candidate
+code never decides the budget at run time and never holds the admin kit.
+
+What is scored travels in the job's configuration, never in the submitter's environment
+(a remote site never sees it): ``--eval_subset``/``--heldout_fraction``/``--heldout_seed``
+become the client component ``tasks.shared.holdout.JobEvaluationSubset`` and
+``--final_eval_clients`` the final evaluation's participating clients.
 
 The metric: each task's ``job.py`` declares the metric its clients report
 (``TaskMetric``: a name and whether higher or lower is better); ``--metric`` and
@@ -21,6 +29,7 @@ knobs change only how long processes wait for each other and how many threads to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 from tasks.shared.aggregators import AGGREGATOR_CHOICES, build_aggregator
+from tasks.shared.holdout import COMPONENT_ID, SUBSETS, JobEvaluationSubset
 from tasks.shared.scoring import final_score
 from tasks.shared.site_runtime import POLL_VAR
 
@@ -95,7 +105,12 @@ def add_common_args(
     parser: argparse.ArgumentParser, metric: TaskMetric = ACCURACY, aggregator: str = "weighted"
 ) -> None:
     """Arguments every task's job takes: environment, output, metric, aggregation."""
-    parser.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
+    parser.add_argument("--env", choices=["sim", "poc", "prod"], default="sim", help="NVFlare environment")
+    parser.add_argument("--startup_kit", default=None, help="prod: the admin's startup kit folder")
+    parser.add_argument("--username", default="admin@nvidia.com", help="prod: the admin user of the startup kit")
+    parser.add_argument("--eval_subset", choices=SUBSETS, default="full", help="what the final evaluation scores")
+    parser.add_argument("--heldout_fraction", type=float, default=0.0, help="the profile's [heldout] fraction")
+    parser.add_argument("--heldout_seed", type=int, default=0, help="the profile's [heldout] seed")
     parser.add_argument("--workspace", default=None, help="NVFlare workspace root (default: a temp dir)")
     parser.add_argument("--result_json", default=None, help="write the score and result directory here")
     parser.add_argument(
@@ -237,6 +252,89 @@ def make_importable() -> None:
         sys.path.insert(0, root)
 
 
+def make_portable(job_folder: Path) -> None:
+    """Make an exported job run at sites that share nothing with this machine.
+
+    NVFlare writes the client script's absolute local path, which a remote site lacks: it
+    becomes the script's path inside the app's ``custom`` folder, where NVFlare copied it.
+    NVFlare copies modules without their packages' ``__init__.py``: a site's installed
+    package of the same name (an afr installed there) would then shadow the job's code,
+    since a regular package wins over a namespace one wherever it is on ``sys.path``.
+    """
+    for custom in job_folder.glob("*/custom"):
+        for module in custom.rglob("*.py"):
+            for package in module.relative_to(custom).parents:
+                init = custom / package / "__init__.py"
+                source = TASKS_ROOT / package / "__init__.py"
+                if package != Path(".") and not init.exists() and source.is_file():
+                    shutil.copyfile(source, init)
+    for config in job_folder.glob("*/config/config_fed_client.json"):
+        data = json.loads(config.read_text())
+        for entry in data.get("executors", []):
+            executor_args = entry.get("executor", {}).get("args", {})
+            script = executor_args.get("task_script_path")
+            if script and Path(script).is_absolute():
+                custom = config.parents[1] / "custom"
+                inside = [p for p in (Path(Path(script).name), _relative(Path(script))) if p and (custom / p).is_file()]
+                if not inside:
+                    raise SystemExit(f"error: the client script {script} is not in the exported job")
+                executor_args["task_script_path"] = inside[0].as_posix()
+        config.write_text(json.dumps(data, indent=4) + "\n")
+
+
+@contextlib.contextmanager
+def _tasks_root_imports():
+    """While NVFlare exports the job, import paths inside the tasks root are the root alone.
+
+    NVFlare files the client script under the longest ``sys.path`` entry holding it; the
+    job script's own folder (``sys.path[0]``) would make it a flat ``client.py`` whose
+    ``tasks.*`` imports are then not shipped with the job.
+    """
+    saved = list(sys.path)
+    root = str(TASKS_ROOT)
+    sys.path[:] = [p for p in saved if p == root or _relative(Path(p or ".")) is None]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def _relative(path: Path) -> Path | None:
+    try:
+        return path.resolve().relative_to(TASKS_ROOT)
+    except ValueError:
+        return None
+
+
+def _run_prod(recipe, args: argparse.Namespace, workspace: Path) -> tuple[Path, str | None]:
+    """Submit the portable job through the admin startup kit, wait, and download its result into ``workspace``.
+
+    The admin API NVFlare's ``ProdEnv`` wraps, used directly: ``ProdEnv`` exports the job
+    itself, so the folder could not be made portable (``make_portable``) before it is sent.
+    """
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    if not args.startup_kit:
+        raise SystemExit("error: --env prod needs --startup_kit DIR (or --export_dir DIR)")
+    export_dir = workspace / "prod_job"
+    shutil.rmtree(export_dir, ignore_errors=True)
+    with _tasks_root_imports():
+        recipe.export(str(export_dir))
+    make_portable(export_dir / recipe.name)
+    session = new_secure_session(args.username, str(Path(args.startup_kit).resolve()))
+    try:
+        job_id = session.submit_job(str(export_dir / recipe.name))
+        print(f"submitted job {job_id}")
+        session.monitor_job(job_id)
+        status = session.get_job_meta(job_id).get("status")
+        downloaded = Path(session.download_job_result(job_id, destination=str(workspace / "prod_results")))
+    finally:
+        session.close()
+    if not (downloaded / "workspace").is_dir():
+        raise RuntimeError(f"prod job {job_id} ended without a result (status {status})")
+    return downloaded / "workspace", status
+
+
 def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
     """Execute ``recipe`` on the chosen environment, print and return its score summary."""
     from nvflare.recipe import PocEnv, SimEnv, add_final_global_evaluation
@@ -244,12 +342,22 @@ def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
     make_importable()
     clients = eval_clients(args.final_eval_clients, num_clients)
     add_final_global_evaluation(recipe, participating_clients=clients)
+    subset = JobEvaluationSubset(args.eval_subset, args.heldout_fraction, args.heldout_seed)
+    recipe._add_to_client_apps(subset, id=COMPONENT_ID)  # the Recipe API has no public call for a component
     knobs = knobs_from_args(args)
     apply_knobs(recipe, knobs)
     print(f"NVFlare knobs: {knobs}")
     if args.export_dir:
         # afr verifies the exported configuration (rounds, clients, final evaluation, client args)
-        # and launches it with NVFlare's simulator itself: nothing of job.py runs at run time.
+        # and launches it with NVFlare's simulator, or submits it to the deployment, itself:
+        # nothing of job.py runs at run time.
+        if args.env == "prod":
+            with _tasks_root_imports():
+                recipe.export(str(Path(args.export_dir).resolve()))
+            job_folder = Path(args.export_dir).resolve() / recipe.name
+            make_portable(job_folder)
+            print(f"exported job {recipe.name} to {job_folder}")
+            return {"exported": str(job_folder)}
         recipe.export(job_dir=str(Path(args.export_dir).resolve()))
         print(f"exported: {args.export_dir}")
         return {"exported": str(args.export_dir)}
@@ -260,6 +368,8 @@ def run(recipe, args: argparse.Namespace, num_clients: int) -> dict:
         run_handle = recipe.execute(SimEnv(num_clients=num_clients, workspace_root=str(workspace)))
         result_dir = Path(run_handle.get_result())
         status = run_handle.get_status()
+    elif args.env == "prod":
+        result_dir, status = _run_prod(recipe, args, workspace)
     else:
         os.environ.setdefault("NVFLARE_POC_WORKSPACE", str(workspace / "poc"))
         env = PocEnv(num_clients=num_clients)
