@@ -246,7 +246,9 @@ class Campaign:
                 continue
             if stop_on_environment_change(self):
                 continue  # the stop path below ends it, with the check's reason
-            candidate = self._prepare(self._propose(), self.repo.head())
+            asked = time.time()
+            spec = self._propose()
+            candidate = self._prepare(spec, self.repo.head(), proposal_seconds=time.time() - asked)
             self._check_cost_cap()
             if candidate and approved(self, candidate):
                 self.in_flight[candidate.id] = candidate
@@ -319,7 +321,7 @@ class Campaign:
         if cap is not None and spent >= cap and not self.paused:
             self.command(Command(CommandType.PAUSE, note=f"cost cap reached: ${spent:.4f} of ${cap:.4f}"))
 
-    def _prepare(self, spec: CandidateSpec, parent: str) -> Candidate | None:
+    def _prepare(self, spec: CandidateSpec, parent: str, proposal_seconds: float = 0.0) -> Candidate | None:
         cid = f"c{self._proposed_count() + 1:03d}"
         proposed = time.time()
         self.emit(
@@ -333,6 +335,7 @@ class Campaign:
             source_refs=spec.source_refs,
             proposer=self.proposer.name,
             telemetry=spec.telemetry,
+            proposal_seconds=round(proposal_seconds, 3),  # the proposer's own time (engine/campaign/timing.py)
         )
         worktree = self.repo.worktree_for(cid, parent)
         edit_problem = apply_edits(worktree, spec.edits, self.profile)
