@@ -24,6 +24,7 @@ from engine.campaign.loop import Campaign  # noqa: E402
 from engine.campaign.options import CampaignOptions  # noqa: E402
 from engine.campaign.status import summary  # noqa: E402
 from engine.campaign.timing import time_line  # noqa: E402
+from engine.control.events import Event, EventType  # noqa: E402
 from engine.profile import Profile, load_profile  # noqa: E402
 from engine.store.workspace import init_workspace  # noqa: E402
 
@@ -80,6 +81,26 @@ class SlowProposer:
         return self.inner.literature(context, width)
 
 
+def idle_slot_seconds(events: list[Event], width: int) -> float:
+    """Slot-seconds with no candidate running, from the campaign's start to its last candidate's
+    start (after that no candidate is left to run, whatever the proposer): what a slow proposer
+    (or anything else before a run) costs, independent of how fast the jobs themselves were."""
+    start = next(e.ts for e in events if e.type is EventType.CAMPAIGN_STARTED)
+    changes = sorted(
+        (e.ts, 1 if e.type is EventType.CANDIDATE_STARTED else -1)
+        for e in events
+        if e.type in (EventType.CANDIDATE_STARTED, EventType.CANDIDATE_FINISHED)
+    )
+    last_start = max(ts for ts, step in changes if step == 1)
+    idle, running, at = 0.0, 0, start
+    for ts, step in changes:
+        if ts > last_start:
+            break
+        idle += (width - running) * (ts - at)
+        running, at = running + step, ts
+    return idle
+
+
 @dataclass
 class CampaignRun:
     label: str
@@ -90,6 +111,7 @@ class CampaignRun:
     timing: str  # `afr status`'s time line for the campaign
     load_before: str
     load_after: str
+    idle_slot_seconds: float
 
     @property
     def per_hour(self) -> float:
@@ -119,6 +141,7 @@ def run_campaign(scratch: Path, label: str, proposer, candidates: int, parallel:
         time_line(summary(root, tag)["time"]),
         before,
         after,
+        idle_slot_seconds(campaign.journal.events(), parallel),
     )
 
 
@@ -128,6 +151,6 @@ def describe(run: CampaignRun) -> str:
     )
     return (
         f"{run.label}: {run.candidates} candidates in {run.wall_seconds:.1f} s wall "
-        f"({run.per_hour:.1f} candidates/hour)\n"
+        f"({run.per_hour:.1f} candidates/hour); slots idle before the last start {run.idle_slot_seconds:.1f} slot-s\n"
         f"  {run.timing}\n  scores: {scores}\n  before: {run.load_before}\n  after:  {run.load_after}"
     )

@@ -80,6 +80,7 @@ class Campaign:
         self.slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
         self.confirmer = Confirmer(self)  # confirmation before keep ([review] confirm_seeds)
+        self.held: list[Candidate] = []  # approved during the baseline, started once it is scored
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -208,8 +209,10 @@ class Campaign:
         """Keep every slot busy: propose while candidates run, review each as it finishes."""
         while True:
             self.review(slots.finished())
+            self._release_held(slots)
             if self.stop_requested:
-                for candidate in slots.take_unstarted():
+                held, self.held = self.held, []
+                for candidate in held + slots.take_unstarted():
                     # A dropped confirmation run leaves its candidate unreviewed: a resume confirms it.
                     if isinstance(candidate, ConfirmRun):
                         self.confirmer.dropped(candidate)
@@ -251,18 +254,34 @@ class Campaign:
             candidate = self._prepare(spec, self.repo.head(), proposal_seconds=time.time() - asked)
             self._check_cost_cap()
             if candidate and approved(self, candidate):
-                self.in_flight[candidate.id] = candidate
-                slots.submit(candidate)
+                self._submit(slots, candidate)
 
     def _work_ahead_limit(self, slots: Slots) -> int:
-        """Approved-and-unreviewed candidates allowed at once: the baseline alone (all later ones
-        are compared with it), then every slot plus one prepared ahead (the proposer works meanwhile)."""
+        """Approved-and-unreviewed candidates allowed at once: while the baseline runs, it and one
+        prepared for each other slot (a slow proposer works during the baseline; they start only
+        once it is scored, see _submit), then every slot plus one prepared ahead."""
         if self.best_row() is None:  # no scored baseline yet (or it was aborted)
-            return 1
+            return slots.width
         return slots.width + 1
 
     def _may_start(self) -> bool:
         return not self.paused and not self.stop_requested
+
+    def _submit(self, slots: Slots, candidate: Candidate) -> None:
+        """To the slots, unless an unscored baseline is in flight: then held until it is reviewed,
+        since every later candidate is reviewed against it."""
+        held = {c.id for c in self.held}
+        if self.best_row() is None and any(cid not in held for cid in self.in_flight):
+            self.held.append(candidate)
+        else:
+            slots.submit(candidate)
+        self.in_flight[candidate.id] = candidate
+
+    def _release_held(self, slots: Slots) -> None:
+        if self.held and (self.best_row() is not None or len(self.in_flight) == len(self.held)):
+            for candidate in self.held:
+                slots.submit(candidate)
+            self.held = []
 
     # -- steps ---------------------------------------------------------------------------------------
 
