@@ -273,5 +273,7 @@ def test_report_shows_where_the_time_went_as_afr_status_does(workspace, capsys):
     # The proposer and the guard took time on every candidate, and afr status says the same totals.
     assert totals["phase_seconds"]["validation_seconds"] > 0 and totals["phase_seconds"]["rounds_seconds"] == 0
     capsys.readouterr()
-    assert cli(workspace, "status", TAG) == 0
-    assert f"{totals['candidates_per_hour']:.1f} candidates/hour" in capsys.readouterr().out
+    code = cli(workspace, "status", TAG)
+    shown = capsys.readouterr()
+    assert code == 0, shown.err
+    assert f"{totals['candidates_per_hour']:.1f} candidates/hour" in shown.out
