@@ -46,7 +46,7 @@ class ConsoleView:
         with self._lock:
             if event.type is EventType.CANDIDATE_STARTED:
                 self.running[data["id"]] = {"description": data.get("description", ""), "since": event.ts}
-            elif event.type is EventType.CANDIDATE_LOG:
+            elif event.type in (EventType.CANDIDATE_LOG, EventType.CANDIDATE_ROUND):
                 self.last_line = data.get("line", "")
             elif event.type is EventType.CANDIDATE_FINISHED:
                 self.running.pop(data["id"], None)

@@ -35,6 +35,7 @@ from afr_tui.messages import (
 )
 from afr_tui.model import Changes, CockpitModel
 from afr_tui.screens import ApprovalModal, TextPrompt
+from afr_tui.widgets.curve import RoundCurve, curve_for
 from afr_tui.widgets.detail import DetailView, describe
 from afr_tui.widgets.header import CampaignHeader
 from afr_tui.widgets.logpane import LogPane
@@ -96,6 +97,7 @@ class CockpitApp(Controls, App[str | None]):
         self.shown_seq = 0  # the last event whose effect is on screen (benchmarks read it)
         self.on_shown: Callable[[int], None] | None = None
         self._plot_dirty = False
+        self._curve_dirty = False
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -217,6 +219,8 @@ class CockpitApp(Controls, App[str | None]):
         self._draw_header()
         if changes.plot:
             self._plot_dirty = True
+        if changes.curves:
+            self._curve_dirty = True  # drawn by the redraw timer, at most twice a second
         for cid, line in changes.log:
             if cid == self.query_one("#log", LogPane).following and not self._tailing_file(cid):
                 self.query_one("#log", LogPane).add([line])
@@ -317,6 +321,15 @@ class CockpitApp(Controls, App[str | None]):
         if (self._plot_dirty or force) and self.loaded and plot.display:
             self._plot_dirty = False
             plot.draw(self.model)
+        if self._curve_dirty and self.loaded:
+            self._draw_curve()
+
+    def _draw_curve(self) -> None:
+        """The selected candidate's per-round curve, else the running one's (hidden when none)."""
+        self._curve_dirty = False
+        selected = self.query_one("#table", CandidateTable).selected_id()
+        cached = self.detail_cache.get(selected or "")
+        self.query_one("#curve", RoundCurve).draw(curve_for(self.model, selected, cached[0] if cached else None))
 
     def _show_detail(self, cid: str, reload: bool = False) -> None:
         candidate = self.model.candidates.get(cid)
@@ -331,6 +344,7 @@ class CockpitApp(Controls, App[str | None]):
             diff = ""
         self.query_one("#detail", DetailView).show(describe(candidate, self.model, record, diff))
         self.query_one("#detail", DetailView).border_title = f"candidate {cid}"
+        self._draw_curve()
         if cached is None and candidate.status != "literature":
             self._load_detail(cid, candidate.parent, candidate.commit)
 

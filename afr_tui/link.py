@@ -23,7 +23,12 @@ from engine.control.server import ControlError, JournalFollower, engine_status, 
 _LOG_MARK = b'"type": "candidate_log"'
 _DEFERRED_MARKS = tuple(
     f'"type": "{kind.value}"'.encode()
-    for kind in (EventType.CANDIDATE_VALIDATED, EventType.CANDIDATE_STARTED, EventType.CANDIDATE_FINISHED)
+    for kind in (
+        EventType.CANDIDATE_VALIDATED,
+        EventType.CANDIDATE_STARTED,
+        EventType.CANDIDATE_ROUND,  # a finished candidate's curve comes from its record instead
+        EventType.CANDIDATE_FINISHED,
+    )
 )
 _ID = re.compile(rb'"id": "([^"]+)"')
 POLL_SECONDS = 0.005  # a stat() per poll: cheap, and events reach the screen within a frame

@@ -45,6 +45,8 @@ class CandidateView:
     gpu: str | None = None  # the device its slot owns, while it runs
     phase: str = ""  # while it runs: "round 7/15", "final evaluation"
     confirming: str = ""  # "1/2": confirmation seeds done of total, while confirming
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (round, global metric) as rounds arrive
+    rounds_total: int | None = None
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Changes:
     log: list[tuple[str, str]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     awaiting: bool = False
+    curves: set[str] = field(default_factory=set)  # candidates whose live curve grew
 
     def merge(self, other: Changes) -> None:
         self.rows |= other.rows
@@ -74,6 +77,7 @@ class Changes:
         self.log += other.log
         self.notices += other.notices
         self.awaiting |= other.awaiting
+        self.curves |= other.curves
 
 
 class CockpitModel:
@@ -103,6 +107,7 @@ class CockpitModel:
         self.tokens = 0
         self.cost = 0.0
         self.model_name = ""
+        self.metric = ""  # the profile's metric, named by the runner's round lines
         self.last_seq = 0
 
     # -- loading ----------------------------------------------------------------------------------
@@ -309,6 +314,20 @@ class CockpitModel:
             candidate = self.candidates[data["id"]]
             candidate.phase = match.group(1)
             changes.rows.add(candidate.id)
+
+    def _on_candidate_round(self, event: Event, data: dict, changes: Changes) -> None:
+        """A running job's per-round global metric: one more point on its live curve."""
+        self._on_candidate_log(event, data, changes)  # the row's phase and the log pane, as before
+        cid, number, value = data.get("id"), data.get("round"), data.get("value")
+        if cid not in self.candidates or not isinstance(number, int) or not isinstance(value, (int, float)):
+            return
+        candidate = self.candidates[cid]
+        if candidate.curve and number <= candidate.curve[-1][0]:
+            candidate.curve = []  # a retried run starts its rounds again
+        candidate.curve.append((number, float(value)))
+        candidate.rounds_total = data.get("total") or candidate.rounds_total
+        self.metric = data.get("metric") or self.metric
+        changes.curves.add(cid)
 
     def gpu_owners(self) -> dict[str, str]:
         """Device -> the running candidate whose slot owns it."""

@@ -424,10 +424,33 @@ def test_the_next_proposal_is_prepared_while_a_candidate_runs(workspace):
     assert _order(events, EventType.CANDIDATE_VALIDATED, "c003") < _order(
         events, EventType.CANDIDATE_FINISHED, "c002"
     )
-    # The baseline runs alone: nothing is proposed before it is reviewed.
+    # One slot: the baseline runs alone, and nothing is proposed before it is reviewed.
     assert _order(events, EventType.CANDIDATE_PROPOSED, "c002") > _order(
         events, EventType.CANDIDATE_REVIEWED, "c001"
     )
+
+
+def test_with_two_slots_the_proposer_works_during_the_baseline_but_nothing_starts_before_it_is_scored(
+    workspace,
+):
+    class SlowProposer(ScriptedProposer):
+        def propose(self, context):
+            time.sleep(0.3)
+            return super().propose(context)
+
+    campaign, events = make(workspace, FakeRunner(delay=1.0), SlowProposer(), max_candidates=5, parallel=2)
+    campaign.start()
+    rows = campaign.ledger.rows()
+    assert len(rows) == 5 and rows[0].target == "baseline"
+    baseline_reviewed = _order(events, EventType.CANDIDATE_REVIEWED, "c001")
+    # c002 was proposed and validated while the baseline ran (one per free slot: not c003)...
+    assert _order(events, EventType.CANDIDATE_VALIDATED, "c002") < _order(events, EventType.CANDIDATE_FINISHED, "c001")
+    assert _order(events, EventType.CANDIDATE_PROPOSED, "c003") > baseline_reviewed
+    # ...and started only once the baseline was scored, so every review compares with it.
+    assert all(
+        _order(events, EventType.CANDIDATE_STARTED, f"c00{i}") > baseline_reviewed for i in range(2, 6)
+    )
+    assert [r.artifacts for r in rows][0] == "runs/c001" and rows[0].status == "keep"
 
 
 def test_stop_with_a_prepared_candidate_records_it_as_not_run(workspace):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import git
 import numpy as np
@@ -253,3 +255,31 @@ def test_a_one_seed_heldout_check_claims_no_interval(workspace):
     heldout = text[text.index("### Held-out subset") : text.index("## Controls")]
     assert "half-width" not in heldout and "too few seeds" in heldout
     assert "The held-out check used one seed" in text
+
+
+def test_report_shows_where_the_time_went_as_afr_status_does(workspace):
+    from engine.campaign.status import summary
+    from engine.campaign.timing import PHASES, phase_rows
+
+    assert cli(workspace, "report", TAG, "--no-commit") == 0
+    text = (open_campaign(workspace, TAG).directory / "reports" / f"{TAG}-report.md").read_text()
+    totals = summary(workspace, TAG)["time"]
+    ran = [r for r in Ledger(open_campaign(workspace, TAG).directory).rows() if r.status != "literature"]
+    assert totals["finished"] == len(ran) and totals["candidates_per_hour"] > 0
+    assert f"- Throughput: {totals['candidates_per_hour']:.1f} candidates per hour ({len(ran)} run over" in text
+    table = text[text.index("| phase | minutes | share |") :]
+    rows = [line.strip() for line in table.splitlines()[2 : 2 + len(PHASES)]]
+    assert [row.split(" | ")[0].removeprefix("| ") for row in rows] == [label for _, label in PHASES]
+    for (label, seconds), row in zip(phase_rows(totals), rows, strict=True):
+        assert row.startswith(f"| {label} | {seconds / 60:.1f} |")
+    # The proposer and the guard took time on every candidate, and afr status says the same totals.
+    assert totals["phase_seconds"]["validation_seconds"] > 0 and totals["phase_seconds"]["rounds_seconds"] == 0
+    # The real command in its own process (the in-process console may hold an earlier test's stdout).
+    shown = subprocess.run(
+        [sys.executable, "-m", "afr.cli", "status", TAG, "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert f"{totals['candidates_per_hour']:.1f} candidates/hour" in shown.stdout

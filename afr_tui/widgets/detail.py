@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from afr_tui.model import STATUS_STYLE, CandidateView, CockpitModel
+from afr_tui.widgets.curve import RoundCurve
 
 
 def arg_changes(candidate: CandidateView, record: dict | None, baseline: dict) -> dict[str, list]:
@@ -85,6 +86,7 @@ class DetailView(VerticalScroll):
     """
 
     def compose(self):
+        yield RoundCurve(id="curve")  # hidden until a candidate has a round to show
         yield Static("select a candidate", id="detail-body")
 
     shown = None  # what the pane shows now (tests read it)

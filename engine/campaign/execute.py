@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.control.events import EventType
+from engine.run.phases import parse_round_metric
 from engine.run.runner import RunResult
 
 if TYPE_CHECKING:
@@ -31,7 +32,10 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
     )
 
     def on_line(line: str) -> None:
-        if " round " in line or "score:" in line or "Error" in line:
+        point = parse_round_metric(line)
+        if point is not None:  # typed, so a cockpit draws the live curve without parsing log text
+            campaign.emit(EventType.CANDIDATE_ROUND, id=cid, line=line, **point.as_event())
+        elif " round " in line or "score:" in line or "Error" in line:
             campaign.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
 
     def on_token(token: str) -> None:

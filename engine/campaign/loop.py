@@ -80,6 +80,7 @@ class Campaign:
         self.slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
         self.confirmer = Confirmer(self)  # confirmation before keep ([review] confirm_seeds)
+        self.held: list[Candidate] = []  # approved during the baseline, started once it is scored
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -208,8 +209,10 @@ class Campaign:
         """Keep every slot busy: propose while candidates run, review each as it finishes."""
         while True:
             self.review(slots.finished())
+            self._release_held(slots)
             if self.stop_requested:
-                for candidate in slots.take_unstarted():
+                held, self.held = self.held, []
+                for candidate in held + slots.take_unstarted():
                     # A dropped confirmation run leaves its candidate unreviewed: a resume confirms it.
                     if isinstance(candidate, ConfirmRun):
                         self.confirmer.dropped(candidate)
@@ -246,21 +249,39 @@ class Campaign:
                 continue
             if stop_on_environment_change(self):
                 continue  # the stop path below ends it, with the check's reason
-            candidate = self._prepare(self._propose(), self.repo.head())
+            asked = time.time()
+            spec = self._propose()
+            candidate = self._prepare(spec, self.repo.head(), proposal_seconds=time.time() - asked)
             self._check_cost_cap()
             if candidate and approved(self, candidate):
-                self.in_flight[candidate.id] = candidate
-                slots.submit(candidate)
+                self._submit(slots, candidate)
 
     def _work_ahead_limit(self, slots: Slots) -> int:
-        """Approved-and-unreviewed candidates allowed at once: the baseline alone (all later ones
-        are compared with it), then every slot plus one prepared ahead (the proposer works meanwhile)."""
+        """Approved-and-unreviewed candidates allowed at once: while the baseline runs, it and one
+        prepared for each other slot (a slow proposer works during the baseline; they start only
+        once it is scored, see _submit), then every slot plus one prepared ahead."""
         if self.best_row() is None:  # no scored baseline yet (or it was aborted)
-            return 1
+            return slots.width
         return slots.width + 1
 
     def _may_start(self) -> bool:
         return not self.paused and not self.stop_requested
+
+    def _submit(self, slots: Slots, candidate: Candidate) -> None:
+        """To the slots, unless an unscored baseline is in flight: then held until it is reviewed,
+        since every later candidate is reviewed against it."""
+        held = {c.id for c in self.held}
+        if self.best_row() is None and any(cid not in held for cid in self.in_flight):
+            self.held.append(candidate)
+        else:
+            slots.submit(candidate)
+        self.in_flight[candidate.id] = candidate
+
+    def _release_held(self, slots: Slots) -> None:
+        if self.held and (self.best_row() is not None or len(self.in_flight) == len(self.held)):
+            for candidate in self.held:
+                slots.submit(candidate)
+            self.held = []
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -319,7 +340,7 @@ class Campaign:
         if cap is not None and spent >= cap and not self.paused:
             self.command(Command(CommandType.PAUSE, note=f"cost cap reached: ${spent:.4f} of ${cap:.4f}"))
 
-    def _prepare(self, spec: CandidateSpec, parent: str) -> Candidate | None:
+    def _prepare(self, spec: CandidateSpec, parent: str, proposal_seconds: float = 0.0) -> Candidate | None:
         cid = f"c{self._proposed_count() + 1:03d}"
         proposed = time.time()
         self.emit(
@@ -333,6 +354,7 @@ class Campaign:
             source_refs=spec.source_refs,
             proposer=self.proposer.name,
             telemetry=spec.telemetry,
+            proposal_seconds=round(proposal_seconds, 3),  # the proposer's own time (engine/campaign/timing.py)
         )
         worktree = self.repo.worktree_for(cid, parent)
         edit_problem = apply_edits(worktree, spec.edits, self.profile)

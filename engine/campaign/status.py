@@ -137,6 +137,11 @@ def _maximize(root: Path, meta: dict) -> bool:
         return True
 
 
+def _events(directory: Path) -> list:
+    journal = directory / "journal.jsonl"
+    return read_events(journal) if journal.exists() else []
+
+
 def summary(root: Path, tag: str) -> dict:
     directory = campaigns_root(root) / tag
     try:
@@ -177,7 +182,7 @@ def _summary(root: Path, directory: Path, tag: str) -> dict:
         "best_description": best.description if best else "",
         "best_candidate": best.artifacts.removeprefix("runs/") if best else None,
         "wall_hours": sum(r.runtime_seconds for r in rows) / 3600,
-        "time": time_totals(records, meta.get("created")),
+        "time": time_totals(records, meta.get("created"), events=_events(directory)),
         "llm": llm_totals(directory, records),
         "sandbox": sandbox_label(meta, records),
         "scored_by": scored_by_label(records),

@@ -21,6 +21,7 @@ class EventType(str, Enum):
     CANDIDATE_REJECTED = "candidate_rejected"
     CANDIDATE_STARTED = "candidate_started"
     CANDIDATE_LOG = "candidate_log"
+    CANDIDATE_ROUND = "candidate_round"  # a running job's per-round global metric (engine/run/phases.py)
     CANDIDATE_FINISHED = "candidate_finished"
     CANDIDATE_CONFIRMING = "candidate_confirming"  # re-runs on the confirmation seeds before a keep
     CANDIDATE_REVIEWED = "candidate_reviewed"

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import git
 
-from engine.campaign.status import list_tags, sandbox_label, scored_by_label
+from engine.campaign.status import list_tags, sandbox_label, scored_by_label, summary
+from engine.campaign.timing import phase_rows
 from engine.evidence.compare import campaign_facts, mean_pm
 from engine.evidence.confirmations import confirmation_section
 from engine.evidence.plots import milestones, progress_png
@@ -320,6 +321,7 @@ def _runtime(campaign: CampaignView, facts: dict) -> str:
         f"- Candidate runtime {facts['candidate_hours']:.2f} h over {counted(facts['candidates'], 'candidate')} "
         f"({facts['minutes_per_candidate']:.2f} min per candidate); wall clock {facts['wall_hours']:.2f} h.",
     ]
+    lines += _time_totals(campaign)
     crashed = [r for r in campaign.rows if r.status == "crash"]
     lines.append(f"- Crashes: {len(crashed)}.")
     for row in crashed:
@@ -331,6 +333,27 @@ def _runtime(campaign: CampaignView, facts: dict) -> str:
     for record in rejected[:10]:
         lines.append(f"  - {record['id']}: {(record.get('error') or '')[:160]}")
     return "\n".join(lines) + "\n"
+
+
+def _time_totals(campaign: CampaignView) -> list[str]:
+    """Candidates per hour and the time per phase, as ``afr status`` computes them."""
+    totals = summary(campaign.root, campaign.tag)["time"]
+    if not totals.get("finished"):
+        return []
+    rate = totals.get("candidates_per_hour")
+    rows = phase_rows(totals)
+    spent = sum(seconds for _, seconds in rows) or 1.0
+    lines = [
+        f"- Throughput: {f'{rate:.1f}' if rate else '-'} candidates per hour ({totals['finished']} run over "
+        f"{totals['wall_seconds'] / 3600:.2f} h of engine sessions).",
+        "- Where the time went, summed over candidates (slots run side by side, so the sum can exceed "
+        "the wall time):\n",
+        "  | phase | minutes | share |",
+        "  |---|---:|---:|",
+    ]
+    lines += [f"  | {label} | {seconds / 60:.1f} | {100 * seconds / spent:.0f}% |" for label, seconds in rows]
+    lines.append("")
+    return lines
 
 
 def _telemetry(facts: dict) -> str:

@@ -113,3 +113,35 @@ class PhaseClock:
             round_seconds=[round(d, 3) for d in durations],
             round_metrics=list(self.round_metrics[: len(durations)]),
         )
+
+
+ROUND_METRIC_LINE = re.compile(
+    rf"^{PREFIX}round (\d+)(?:/(\d+))? global (\S+)=(\S+) sites=(\d+)$"
+)
+
+
+@dataclass(frozen=True)
+class RoundMetric:
+    """One ``afr: round 7/15 global accuracy=0.612345 sites=4`` line, typed (for the live curve)."""
+
+    round: int
+    total: int | None
+    metric: str
+    value: float
+    sites: int
+
+    def as_event(self) -> dict:
+        return {"round": self.round, "total": self.total, "metric": self.metric, "value": self.value, "sites": self.sites}
+
+
+def parse_round_metric(line: str) -> RoundMetric | None:
+    """The round metric a ``PhaseClock`` line carries, or None for any other line."""
+    match = ROUND_METRIC_LINE.match(line)
+    if not match:
+        return None
+    try:
+        value = float(match.group(4))
+    except ValueError:
+        return None
+    total = int(match.group(2)) if match.group(2) else None
+    return RoundMetric(int(match.group(1)), total, match.group(3), value, int(match.group(5)))
