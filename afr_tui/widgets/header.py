@@ -48,6 +48,8 @@ def header_text(model: CockpitModel, now: float, compact: bool = False) -> Text:
             f"  ETA {duration(model.eta_seconds(now))}" if not model.ended else "",
         )
     )
+    if model.sandbox:  # where candidate code ran: "none" is the thing a researcher must notice
+        first.append(f"  sandbox: {model.sandbox}", style="bold red" if model.sandbox == "none" else "green")
     lift = model.lift()
     second = Text.assemble(
         "baseline ",

@@ -60,6 +60,7 @@ ALLOWED_NAMES = frozenset(
         "AFR_HELDOUT_FRACTION",
         "AFR_HELDOUT_SEED",
         "AFR_DATA_VIEW",
+        "AFR_STEP_LOG",  # the trusted step counter's FIFO (engine/run/stepcount.py)
     }
 )
 ALLOWED_PREFIXES = ("LC_", "NVIDIA_")

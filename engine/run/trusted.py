@@ -24,6 +24,7 @@ from engine.run.evaluator import ModelProcess, score_mismatch
 from engine.run.jobbox import job_spec
 from engine.run.runner import CRASH_SCORE, RunResult, evaluation_environment, run_job
 from engine.run.sandbox import detect_sandbox
+from engine.run.stepcount import StepLog, budget_problem, declared_work
 from engine.store.gitsafe import run_git
 
 TRUSTED_DIR = "trusted"
@@ -143,7 +144,9 @@ def run_trusted(
         return RunResult(
             "crash", CRASH_SCORE, {}, 0.0, "", None, None, [], str(error), sandbox=trusted.sandbox
         )
-    spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, {})
+    steps = StepLog(trusted.trusted_dir / "steps")  # the trusted step counter's FIFO (engine/run/stepcount.py)
+    spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, steps.env)
+    spec = replace(spec, readonly=(*spec.readonly, *steps.mounts))
     model = ModelProcess(root, data, trusted.sites, spec.hidden, trusted.sandbox)
     try:
         result = (run_fn or run_job)(
@@ -152,6 +155,8 @@ def run_trusted(
     except BaseException:
         model.close()
         raise
+    finally:
+        counts = steps.close()  # the job and every process of it have ended: all lines are in
     result = replace(result, sandbox=trusted.sandbox)
     if result.status != "ok":
         model.close()
@@ -170,7 +175,13 @@ def run_trusted(
         "sandbox": evaluation.sandbox,
         "seconds": round(evaluation.seconds, 3),
         "reported": result.per_site,
+        "steps": counts.to_dict(),
     }
+    train_sizes = {site: int(c.get("train", 0)) for site, c in data.counts.items()}
+    declared = declared_work(profile, args, bool(options.get("smoke")), train_sizes)
+    over_budget = budget_problem(counts, declared) if declared is not None else ""
+    if over_budget:
+        return replace(result, status="crash", score=CRASH_SCORE, error=over_budget, evaluator=facts)
     if evaluation.error:
         return replace(result, status="crash", score=CRASH_SCORE, error=evaluation.error, evaluator=facts)
     # A held-out run's job sees the validation view (never the held-out rows), so what it reports is
