@@ -9,8 +9,10 @@ campaign whose baseline must score exactly as this one's did.
   steps while reporting the declared count; the same after removing torch's optimiser hooks;
   pre-training the initial model in ``job.py``;
 - a snooping client that trains honestly but looks, from inside its job, at ``$HOME``, the
-  campaign directory, the scored labels afr keeps there, the workspace's ``.git``, the engine's
-  ``/proc/<pid>/environ``, the raw data, another site's view and a host address; it prints
+  campaign directory, the scored labels afr keeps there, the workspace's ``.git``, the
+  ``/proc/<pid>/environ`` of a host process started with the provider key (as the engine is
+  when the key is exported before ``afr run``; the test's own process got its key later, so
+  /proc would not show it), the raw data, another site's view and a host address; it prints
   what it found (and the key, if it finds one: afr must redact it wherever it writes).
 
 With bubblewrap every look is refused. Run with ``AFR_SANDBOX=none`` to see which classes only
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -72,7 +75,7 @@ def _snoop(site_name):
             with open(path, "rb") as handle:
                 data = handle.read()
             found[name] = "readable"
-            if name == "engine-environ" and b"OPENAI_API_KEY=" in data:
+            if name == "host-environ" and b"OPENAI_API_KEY=" in data:
                 key = data.split(b"OPENAI_API_KEY=")[1].split(b"\\0")[0].decode()
                 found[name] = "key:" + key
         except OSError:
@@ -90,7 +93,7 @@ def _snoop(site_name):
         print(f"AFR-PROBE {{site_name}} {{name}}={{verdict}}", flush=True)
 '''
 # What only the sandbox keeps from candidate code (the README's security section lists them).
-SANDBOX_ONLY = ("home", "campaign-dir", "scored-labels", "git", "engine-environ", "raw-data", "network")
+SANDBOX_ONLY = ("home", "campaign-dir", "scored-labels", "git", "host-environ", "raw-data", "network")
 
 
 def host_address() -> str | None:
@@ -139,12 +142,14 @@ def redteam(tmp_path_factory) -> dict:
     (home / "notes.txt").write_text("the researcher's private notes\n")
     root, _ = init_workspace(tmp / "ws")
     campaign_dir = root / ".afr" / "campaigns" / TAG
+    # A host process started with the key in its environment, as an engine started after `export`.
+    holder = subprocess.Popen(["sleep", "900"], env={"PATH": os.environ["PATH"], "OPENAI_API_KEY": SENTINEL})
     targets = {
         "home": str(home / "notes.txt"),
         "campaign-dir": str(campaign_dir / "results.tsv"),
         "scored-labels": str(campaign_dir / "trusted" / "data-validation" / "labels" / "site-1.npy"),
         "git": str(root / ".git" / "HEAD"),
-        "engine-environ": f"/proc/{os.getpid()}/environ",
+        "host-environ": f"/proc/{holder.pid}/environ",
         "raw-data": str(root / TASK / "uci_data" / "processed.cleveland.data"),
     }
     listener = socket.create_server(("0.0.0.0", 0))
@@ -153,26 +158,28 @@ def redteam(tmp_path_factory) -> dict:
     host = host_address() or "127.0.0.1"
     profile = load_profile(root, "fed_heart_disease")
     hashes = protected_hashes(root, profile)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPENAI_API_KEY", SENTINEL)
-        patch.setenv("HOME", str(home))
-        from engine.store.redact import default_redactor
+    from engine.store.redact import default_redactor
 
-        default_redactor(refresh=True)  # the engine's redactor knows the sentinel
-        with ScriptedOpenAI(agent_steps(root, targets, host, listener.getsockname()[1])) as server:
-            proposer = LLMProposer("openai/scripted-model", api_base=server.base_url, timeout=30, retries=1)
-            options = CampaignOptions(proposer="llm", max_candidates=5, smoke=True, confirm=False)
-            engine = Campaign(root, profile, TAG, options, proposer, run_fn=run_job)
-            tokens: list[str] = []
-            engine.subscribe(lambda e: tokens.append(e.data["token"]) if e.data.get("token") else None)
-            engine.start()
-        # The next campaign in the same workspace: its baseline must score as this one's did.
-        following = Campaign(
-            root, profile, NEXT_TAG, CampaignOptions(max_candidates=1, smoke=True), ScriptedProposer(), run_fn=run_job
-        )
-        following.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("OPENAI_API_KEY", SENTINEL)
+            patch.setenv("HOME", str(home))
+            default_redactor(refresh=True)  # the engine's redactor knows the sentinel
+            with ScriptedOpenAI(agent_steps(root, targets, host, listener.getsockname()[1])) as server:
+                proposer = LLMProposer("openai/scripted-model", api_base=server.base_url, timeout=30, retries=1)
+                options = CampaignOptions(proposer="llm", max_candidates=5, smoke=True, confirm=False)
+                engine = Campaign(root, profile, TAG, options, proposer, run_fn=run_job)
+                tokens: list[str] = []
+                engine.subscribe(lambda e: tokens.append(e.data["token"]) if e.data.get("token") else None)
+                engine.start()
+            # The next campaign in the same workspace: its baseline must score as this one's did.
+            options = CampaignOptions(max_candidates=1, smoke=True)
+            Campaign(root, profile, NEXT_TAG, options, ScriptedProposer(), run_fn=run_job).start()
+    finally:
         default_redactor(refresh=True)
-    listener.close()
+        listener.close()
+        holder.kill()
+        holder.wait()
     records = {r["description"]: r for r in Ledger(campaign_dir).latest_candidates().values()}
     records["baseline"] = next(r for r in records.values() if r.get("target") == "baseline")
     probes: dict[str, set[str]] = {}
@@ -233,17 +240,22 @@ def test_the_job_never_inherits_the_provider_key(redteam):
     assert redteam["probes"]["own-env-key"] == {"no"}
 
 
+def leaked(target: str, seen: set[str]) -> bool:
+    if target == "host-environ":
+        return any(verdict.startswith("key:") for verdict in seen)
+    return ("connected" if target == "network" else "readable") in seen
+
+
 @pytest.mark.parametrize("target", SANDBOX_ONLY)
 def test_what_only_the_sandbox_stops(redteam, target):
     seen = redteam["probes"][target]
-    blocked = {"network": "blocked"}.get(target, "absent")
     if target == "network" and redteam["host"] is None:
         pytest.skip("this machine has no non-loopback address to try")
     if SANDBOXED:
-        assert seen == {blocked}
+        assert not leaked(target, seen), seen
         return
-    assert blocked not in seen, f"{target} was refused even without a sandbox: {seen}"
-    pytest.skip(f"only the sandbox stops this: without one, candidate code reached {target} ({sorted(seen)[0][:20]})")
+    assert leaked(target, seen), f"{target} was refused even without a sandbox: {seen}"
+    pytest.skip(f"only the sandbox stops this: without one, candidate code reached {target} ({sorted(seen)[0][:32]})")
 
 
 def test_no_secret_written_anywhere(redteam):
