@@ -24,6 +24,7 @@ from engine.run.evaluator import ModelProcess, score_mismatch
 from engine.run.jobbox import job_spec
 from engine.run.runner import CRASH_SCORE, RunResult, evaluation_environment, run_job
 from engine.run.sandbox import detect_sandbox
+from engine.run.scrub import scrub_secrets
 from engine.run.stepcount import StepLog, budget_problem, declared_work
 from engine.store.gitsafe import run_git
 
@@ -157,6 +158,7 @@ def run_trusted(
         raise
     finally:
         counts = steps.close()  # the job and every process of it have ended: all lines are in
+        scrub_secrets(run_dir)  # a key candidate code found outside a sandbox, in the job's own files
     result = replace(result, sandbox=trusted.sandbox)
     if result.status != "ok":
         model.close()
