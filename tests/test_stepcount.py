@@ -119,4 +119,5 @@ def test_declared_work_follows_the_job_flags_and_counts_epochs_as_the_clients_do
     leaf = load_profile(root, "leaf_synthetic")
     work = declared_work(leaf, {"local_epochs": 2.0}, False, {"site-1": 100, "site-2": 33})
     assert work.per_round["site-1"] == 7 and work.per_round["site-2"] == 3  # ceil(2 * rows / 32)
-    assert work.per_round["site-3"] == 1 and work.rounds == 10  # at least one step, as the client takes
+    assert work.per_round["site-3"] is None and work.rounds == 10  # no rows known: no bound, still counted
+    assert declared_work(leaf, {"local_epochs": 0.01}, False, {"site-2": 33}).per_round["site-2"] == 1  # at least one

@@ -42,7 +42,7 @@ class StepCounts:
 class DeclaredWork:
     """What the candidate's run may do: steps per round per site, and rounds."""
 
-    per_round: dict[str, int]  # site -> optimiser steps in one round
+    per_round: dict[str, int | None]  # site -> optimiser steps in one round (None: rows unknown, no bound)
     rounds: int
     unit: str  # "local_steps = 100" or "local_epochs = 1 (29 steps of batch 32 on site-1)"
 
@@ -71,8 +71,9 @@ def declared_work(
         unit = f"{work.arg} = {int(amount)}"
     else:
         batch = int(values["batch_size"])
-        per_round = {
-            site: max(1, math.ceil(amount * train_sizes.get(site, 0) / batch)) for site in sites
+        per_round = {  # a site afr exported no rows for (not scored) has no known bound
+            site: max(1, math.ceil(amount * train_sizes[site] / batch)) if train_sizes.get(site) else None
+            for site in sites
         }
         unit = f"{work.arg} = {amount:g} epochs of batch {batch}"
     return DeclaredWork(per_round, int(values["num_rounds"]), unit)
@@ -97,10 +98,11 @@ def budget_problem(counts: StepCounts, declared: DeclaredWork) -> str:
                 return f"budget: {site} took {steps} optimiser steps in an evaluation task, declared 0"
             if not label.isdigit() or int(label) >= declared.rounds:
                 return f"budget: {site} took {steps} optimiser steps in round {label}, declared {declared.rounds} rounds"
-            if steps > declared.per_round[site]:
+            bound = declared.per_round[site]
+            if bound is not None and steps > bound:
                 return (
                     f"budget: {site} took {steps} optimiser steps in round {label}, "
-                    f"declared {declared.per_round[site]}"
+                    f"declared {bound}"
                 )
     for site in declared.per_round:
         for label in map(str, range(declared.rounds)):
