@@ -13,6 +13,7 @@ from pathlib import Path
 from afr.common import UsageError, gpu_ids, interactive, workspace_root
 from engine.campaign.options import CampaignError
 from engine.profile import load_profile
+from engine.run.policy import require_sandbox
 from engine.store.bundle import resolve_root
 
 
@@ -103,6 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         apply_match(root, args)  # TAG's profile, caps and budget replace this run's
     profile = load_profile(root, args.profile or "fed_heart_disease")
+    require_sandbox(profile)  # [run] sandbox = "required": refuse before anything is written
     tag = args.tag or default_tag(root, profile.name)
     problem = tag_problem(tag)
     if problem:
@@ -159,6 +161,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     summary(root, tag)  # every ledger and the journal readable, before anything is written
     meta = json.loads((campaign_dir(root, tag) / "campaign.json").read_text())
     profile = load_profile(root, meta["profile"])
+    require_sandbox(profile)
     options = CampaignOptions(**meta["options"])
     if args.max_candidates:
         options.max_candidates = args.max_candidates

@@ -11,6 +11,7 @@ from afr.common import UsageError, gpu_ids, workspace_root
 from afr.deploy_options import add_deployment_arguments, deployment_from_args
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
+from engine.run.policy import require_sandbox
 from engine.wording import counted
 
 
@@ -104,6 +105,7 @@ def _warn_if_running(campaign: evidence.CampaignView) -> None:
 
 def cmd_repeat(args: argparse.Namespace) -> int:
     campaign = evidence.open_campaign(_root(args), args.tag)
+    require_sandbox(campaign.profile)  # [run] sandbox = "required": refuse before anything runs
     seeds = evidence.parse_seeds(args.seeds, campaign.profile.repeat.seeds, minimum=2)
     jobs = evidence.repeat_jobs(campaign, args.top, seeds)
     _warn_if_running(campaign)
@@ -124,6 +126,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
 
 def cmd_heldout(args: argparse.Namespace) -> int:
     campaign = evidence.open_campaign(_root(args), args.tag)
+    require_sandbox(campaign.profile)
     seeds = evidence.parse_seeds(args.seeds, [campaign.profile.budget.seed])
     jobs = evidence.heldout_jobs(campaign, seeds, args.candidate)
     _warn_if_running(campaign)

@@ -109,6 +109,7 @@ class CockpitModel:
         self.model_name = ""
         self.metric = ""  # the profile's metric, named by the runner's round lines
         self.last_seq = 0
+        self.sandbox = ""  # "bwrap" or "none" (any run without one); "" until the engine says
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -119,6 +120,7 @@ class CockpitModel:
         self.options = meta.get("options") or self.options
         self.created = meta.get("created", self.created)
         self.approval = self.options.get("approval", self.approval)
+        self.sandbox = meta.get("sandbox", self.sandbox)
 
     # -- derived ----------------------------------------------------------------------------------
 
@@ -217,12 +219,15 @@ class CockpitModel:
         self.options = data.get("options") or self.options
         self.approval = self.options.get("approval", self.approval)
         self.created = self.created or event.ts
+        self.sandbox = data.get("sandbox", self.sandbox)
         changes.header = True
 
     def _on_campaign_resumed(self, event: Event, data: dict, changes: Changes) -> None:
         self.ended, self.ended_at = "", None
         self.stopping = False
         self.paused = False
+        if self.sandbox != "none":  # one unsandboxed engine makes the whole campaign "none"
+            self.sandbox = data.get("sandbox", self.sandbox)
         changes.header = True
 
     def _count_llm(self, telemetry: dict) -> None:
@@ -341,6 +346,8 @@ class CockpitModel:
         candidate = self._candidate(data["id"])
         candidate.runtime = data.get("runtime_seconds")
         candidate.error = data.get("error") or ""
+        if data.get("sandbox") == "none":  # as `afr status`: any run without a sandbox says none
+            self.sandbox = "none"
         if candidate.id in self.running:
             self.running.remove(candidate.id)
         changes.rows.add(candidate.id)

@@ -180,6 +180,21 @@ class RunSettings(Strict):
     # torch intra-op threads per NVFlare process (the job's --threads_per_site); None: the
     # job's default (1 for a lean job), 0: torch's default of one per core.
     threads_per_site: int | None = Field(default=None, ge=0)
+    # "required": afr refuses to run this profile's candidates without a working sandbox
+    # (bubblewrap); "preferred": it runs them anyway and says `sandbox: none` everywhere.
+    sandbox: Literal["required", "preferred"] = "preferred"
+
+
+class LocalWork(Strict):
+    """What bounds a client's local work per round, checked by afr's trusted step counter.
+
+    ``arg`` is the mutable arg or budget field that declares it; ``unit`` says what it counts:
+    ``steps`` (optimiser steps per round) or ``epochs`` (passes over the site's training rows,
+    ``max(1, ceil(epochs * rows / batch_size))`` optimiser steps per round).
+    """
+
+    arg: str
+    unit: Literal["steps", "epochs"] = "steps"
 
 
 class Watchdog(Strict):
@@ -230,6 +245,7 @@ class Profile(Strict):
     repeat: Repeat = Repeat()
     review: Review = Review()
     heldout: Heldout | None = None  # None: every run is scored on the whole evaluation split
+    local_work: LocalWork | None = None  # None: optimiser steps are counted and recorded, not checked
 
     @model_validator(mode="after")
     def _args_agree(self) -> Profile:
@@ -257,6 +273,11 @@ class Profile(Strict):
         for name in self.mutable:
             if name not in self.baseline:
                 raise ValueError(f"baseline.{name}: missing (every mutable arg needs a baseline value)")
+        if self.local_work is not None:
+            if self.local_work.arg not in self.mutable and self.local_work.arg not in budget_fields:
+                raise ValueError(f"local_work.arg: {self.local_work.arg!r} is not a mutable arg or budget field")
+            if self.local_work.unit == "epochs" and self.budget.batch_size is None:
+                raise ValueError("local_work.unit: epochs need budget.batch_size to count steps")
         for name, value in self.smoke.items():
             if name not in budget_fields and name not in self.mutable:
                 raise ValueError(f"smoke.{name}: unknown arg (not a budget field or mutable arg)")

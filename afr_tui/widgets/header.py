@@ -124,7 +124,8 @@ def header_text(model: CockpitModel, now: float, compact: bool = False, width: i
             1,
         ),
         Field(Text(f"{'' if compact else 'approval '}{model.approval}"), 2),
-        Field(Text(f"sandbox {sandbox}" if sandbox else ""), 2),
+        # Where candidate code ran: "none" is the thing a researcher must notice.
+        Field(Text(f"sandbox: {sandbox}" if sandbox else "", style="bold red" if sandbox == "none" else "green"), 2),
         Field(Text(f"tokens {model.tokens:,}  ${model.cost:.2f}" if model.tokens or model.cost else ""), 4),
         Field(Text(model.proposer if compact else "", style="dim"), 5),
     ]

@@ -68,5 +68,6 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
         score=result.score,
         runtime_seconds=result.runtime_seconds,
         error=result.error,
+        sandbox=result.sandbox,
     )
     return result

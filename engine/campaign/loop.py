@@ -31,6 +31,7 @@ from engine.control.events import Command, CommandType, Event, EventType
 from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.profile import Profile
 from engine.run.runner import RunResult, processes_of_run, run_job
+from engine.run.sandbox import detect_sandbox
 from engine.store.journal import Journal
 from engine.store.ledger import Ledger, ResultRow
 from engine.store.workspace import CampaignRepo, changed_paths
@@ -160,6 +161,7 @@ class Campaign:
             options=asdict(self.options),
             branch=self.repo.branch,
             base_commit=base,
+            sandbox=detect_sandbox(),  # what the cockpit header shows: bwrap or none
         )
         self.run()
 
@@ -179,7 +181,7 @@ class Campaign:
         self.hashes = meta["protected_hashes"]
         self._started = meta.get("created", time.time())
         repaired = self.ledger.repair()
-        self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag)
+        self.emit(EventType.CAMPAIGN_RESUMED, tag=self.tag, sandbox=detect_sandbox())
         if repaired:
             self.emit(EventType.LEDGER_REPAIRED, actions=repaired)
         recover_interrupted(self)

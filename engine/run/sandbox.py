@@ -61,6 +61,7 @@ ALLOWED_NAMES = frozenset(
         "AFR_HELDOUT_SEED",
         "AFR_DATA_VIEW",
         "AFR_CLIENT_POLL_INTERVAL",  # the lean knob afr's launch sets (engine/run/launch.py)
+        "AFR_STEP_LOG",  # the trusted step counter's FIFO (engine/run/stepcount.py)
     }
 )
 ALLOWED_PREFIXES = ("LC_", "NVIDIA_")

@@ -13,6 +13,7 @@ the worktree is imported by the engine process.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,8 @@ from engine.run.jobbox import job_spec
 from engine.run.launch import LaunchRefused, prepare_launch
 from engine.run.runner import CRASH_SCORE, RunResult, evaluation_environment, run_job
 from engine.run.sandbox import detect_sandbox
+from engine.run.scrub import scrub_secrets
+from engine.run.stepcount import StepLog, budget_problem, declared_work
 from engine.store.gitsafe import run_git
 
 TRUSTED_DIR = "trusted"
@@ -144,7 +147,9 @@ def run_trusted(
         return RunResult(
             "crash", CRASH_SCORE, {}, 0.0, "", None, None, [], str(error), sandbox=trusted.sandbox
         )
-    spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, {})
+    steps = StepLog(trusted.trusted_dir / "steps")  # the trusted step counter's FIFO (engine/run/stepcount.py)
+    spec = job_spec(root, run_dir, trusted.view_dir, profile.surface.protected, steps.env)
+    spec = replace(spec, readonly=(*spec.readonly, *steps.mounts))
     model = ModelProcess(root, data, trusted.sites, spec.hidden, trusted.sandbox)
     # The owned budget: job.py only exports its job; afr verifies it and launches it (engine/run/launch.py).
     # A POC run is verified the same way, then still run by job.py (PocEnv needs its admin session).
@@ -163,15 +168,21 @@ def run_trusted(
         )
     except LaunchRefused as error:
         model.close()
+        steps.close()
+        scrub_secrets(run_dir)
         log = run_dir / "export.log"
         return RunResult(
             "crash", CRASH_SCORE, {}, 0.0, str(log), None, None, [], str(error), sandbox=trusted.sandbox
         )
     except BaseException:
         model.close()
+        steps.close()
         raise
     if options.get("env", "sim") == "sim":
         spec = replace(spec, readonly=(*spec.readonly, launch.job_dir))  # verified: read-only from here on
+        # The step counter's sitecustomize first, then the worktree the launched job imports from.
+        paths = [steps.env.get("PYTHONPATH"), launch.env.get("PYTHONPATH")]
+        launch.env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
         options["launch"] = launch
     try:
         result = (run_fn or run_job)(
@@ -180,6 +191,9 @@ def run_trusted(
     except BaseException:
         model.close()
         raise
+    finally:
+        counts = steps.close()  # the job and every process of it have ended: all lines are in
+        scrub_secrets(run_dir)  # a key candidate code found outside a sandbox, in the job's own files
     result = replace(
         result, sandbox=trusted.sandbox, runtime_seconds=result.runtime_seconds + launch.export_seconds
     )
@@ -201,7 +215,13 @@ def run_trusted(
         "seconds": round(evaluation.seconds, 3),
         "reported": result.per_site,
         **launch.facts(),
+        "steps": counts.to_dict(),
     }
+    train_sizes = {site: int(c.get("train", 0)) for site, c in data.counts.items()}
+    declared = declared_work(profile, args, bool(options.get("smoke")), train_sizes)
+    over_budget = budget_problem(counts, declared) if declared is not None else ""
+    if over_budget:
+        return replace(result, status="crash", score=CRASH_SCORE, error=over_budget, evaluator=facts)
     if evaluation.error:
         return replace(result, status="crash", score=CRASH_SCORE, error=evaluation.error, evaluator=facts)
     # A held-out run's job sees the validation view (never the held-out rows), so what it reports is
