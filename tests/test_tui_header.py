@@ -103,8 +103,8 @@ def test_header_fields_never_run_into_each_other(state, compact):
         assert "12/200" in first and "best 0.6528" in second and "lift +0.0160" in second
         assert ("pausing" if state == "paused" else "literature") in first
     wide = header_text(model, NOW, False, 118).plain
-    assert "▶ 4/4 gpu0,1,2,3" in wide and "sandbox bwrap" in wide
-    assert ("sandbox bwrap" in header_text(model, NOW, True, 78).plain) == (state == "literature")
+    assert "▶ 4/4 gpu0,1,2,3" in wide and "sandbox: bwrap" in wide
+    assert ("sandbox: bwrap" in header_text(model, NOW, True, 78).plain) == (state == "literature")
 
 
 def test_fit_drops_the_least_important_field_first_and_cuts_only_shrinkable_ones():
