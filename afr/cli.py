@@ -20,6 +20,7 @@ from afr.campaign_commands import (
     cmd_validate,
 )
 from afr.common import HelpFormatter, UsageError, positive_float, positive_int
+from afr.executor_options import add_executor_options
 from engine import __version__
 from engine.campaign.options import CampaignError
 from engine.profile import ProfileError
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detach", action="store_true", help="start the engine in the background; watch it with `afr attach`"
     )
     run.add_argument("--env", choices=["sim", "poc"], default="sim", help="NVFlare environment")
+    add_executor_options(run)
     run.add_argument(
         "--smoke", action="store_true", help="use the profile's smoke budget for every candidate"
     )
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the workspace (default: the nearest one from the current folder upward)",
     )
     resume.add_argument("--headless", action="store_true", help="console view instead of the cockpit")
+    add_executor_options(resume, resume=True)
     resume.add_argument("--detach", action="store_true", help="continue in the background")
     resume.add_argument("--max-candidates", type=positive_int, default=None, help="raise (or lower) the cap")
     resume.add_argument(

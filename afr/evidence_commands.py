@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from afr.common import UsageError, gpu_ids, workspace_root
+from afr.executor_options import add_executor_options, chosen_executor, executor_for
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
 from engine.wording import counted
@@ -34,6 +35,7 @@ def add_commands(commands, positive_int) -> None:
         default=None,
         help="the workspace (default: the nearest one from the current folder upward)",
     )
+    add_executor_options(repeat, resume=True)
     repeat.set_defaults(handler=cmd_repeat)
 
     heldout = commands.add_parser(
@@ -51,6 +53,7 @@ def add_commands(commands, positive_int) -> None:
         default=None,
         help="the workspace (default: the nearest one from the current folder upward)",
     )
+    add_executor_options(heldout, resume=True)
     heldout.set_defaults(handler=cmd_heldout)
 
     compare = commands.add_parser(
@@ -115,7 +118,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
         f"(validation subset; {len(jobs)} runs)",
         flush=True,
     )
-    _run(campaign, jobs, args.parallel, "validation")
+    _run(campaign, jobs, args.parallel, "validation", _executor(args, campaign))
     return 0
 
 
@@ -131,18 +134,28 @@ def cmd_heldout(args: argparse.Namespace) -> int:
         f"on the held-out {share:.0%} of each client's evaluation split, seeds {','.join(map(str, seeds))}",
         flush=True,
     )
-    _run(campaign, jobs, args.parallel, "heldout")
+    _run(campaign, jobs, args.parallel, "heldout", _executor(args, campaign))
     return 0
 
 
+def _executor(args: argparse.Namespace, campaign: evidence.CampaignView):
+    """The campaign's executor unless the command line names one (a Ray campaign's evidence runs on Ray)."""
+    name, address = chosen_executor(args, campaign.options)
+    return executor_for(name, address, evidence.RUNNER)
+
+
 def _run(
-    campaign: evidence.CampaignView, jobs: list[evidence.Job], parallel: int | None, subset: str
+    campaign: evidence.CampaignView,
+    jobs: list[evidence.Job],
+    parallel: int | None,
+    subset: str,
+    run_fn=None,
 ) -> None:
     """Run the jobs (the campaign's parallel width unless given), then print their statistics."""
     started = time.monotonic()
     width = parallel or int(campaign.options.get("parallel", 1) or 1)
     evidence.run_jobs(
-        campaign, jobs, evidence.RUNNER, width, _gpus(), report=lambda line: print(f"  {line}", flush=True)
+        campaign, jobs, run_fn or evidence.RUNNER, width, _gpus(), report=lambda line: print(f"  {line}", flush=True)
     )
     _print_evidence(campaign, jobs, subset)
     print(f"afr: evidence in {campaign.evidence.path} ({evidence.elapsed(started)})")

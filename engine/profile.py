@@ -176,6 +176,9 @@ class RunSettings(Strict):
     # torch intra-op threads per NVFlare process (the job's --threads_per_site); None: the
     # job's default (1 for a lean job), 0: torch's default of one per core.
     threads_per_site: int | None = Field(default=None, ge=0)
+    # What one run asks of a Ray cluster (afr run --executor ray); None: 1 CPU, no GPU.
+    cpus: float | None = Field(default=None, gt=0)
+    gpus: float | None = Field(default=None, ge=0)
 
 
 class Watchdog(Strict):

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.control.events import EventType
+from engine.run.executors import PLACED
 from engine.run.runner import RunResult
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
     )
 
     def on_line(line: str) -> None:
-        if " round " in line or "score:" in line or "Error" in line:
+        if " round " in line or "score:" in line or "Error" in line or line.startswith(PLACED):
             campaign.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
 
     def on_token(token: str) -> None:
@@ -63,5 +64,6 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
         score=result.score,
         runtime_seconds=result.runtime_seconds,
         error=result.error,
+        placement=result.placement or None,  # the node (and GPU) a remote executor ran it on
     )
     return result
