@@ -165,11 +165,15 @@ def campaign(cluster, tmp_path_factory):
     def kill_one_worker() -> None:
         while not stop.is_set():
             for process in job_processes():
-                worker = ray_worker_of(process)
-                if worker is not None and time.time() - process.create_time() > 3:
-                    killed.append((process.environ()[TOKEN_VAR], worker.pid))
-                    worker.send_signal(signal.SIGKILL)
-                    return
+                try:
+                    worker = ray_worker_of(process)
+                    if worker is not None and time.time() - process.create_time() > 3:
+                        token = process.environ()[TOKEN_VAR]
+                        worker.send_signal(signal.SIGKILL)
+                        killed.append((token, worker.pid))
+                        return
+                except (psutil.Error, KeyError):  # a process of the run ended meanwhile
+                    continue
             stop.wait(0.5)
 
     killer = threading.Thread(target=kill_one_worker, daemon=True)

@@ -256,7 +256,10 @@ class RayExecutor:
         for attempt in range(2):
             outcome, error = self._submit_and_wait(run, profile, on_line)
             if outcome is not None:
-                return self._landed(outcome, run_dir, attempt, errors)
+                result = self._landed(outcome, run_dir, attempt, errors)
+                # Submission to unpacked result, against the job's own time: what Ray adds to a run.
+                result.placement["executor_seconds"] = round(time.monotonic() - started, 3)
+                return result
             errors.append(error)
             if token in self._cancelled or not error.startswith(LOST) or attempt == 1:
                 break
