@@ -192,7 +192,7 @@ def test_every_candidate_is_ledgered_once_with_its_placement(campaign, node_ids)
     workspace, done, _, _ = campaign
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = Ledger(workspace / ".afr/campaigns" / TAG).rows()
-    assert [r.artifacts for r in rows] == [f"runs/c00{i}" for i in range(1, 5)]
+    assert sorted(r.artifacts for r in rows) == [f"runs/c00{i}" for i in range(1, 5)]  # two slots: any order
     assert all(r.status in ("keep", "discard") and 0 < r.score <= 1 for r in rows), rows
     final = Ledger(workspace / ".afr/campaigns" / TAG).latest_candidates()
     assert sorted(final) == ["c001", "c002", "c003", "c004"]
