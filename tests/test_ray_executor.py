@@ -33,6 +33,7 @@ needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed (pip in
 
 TAG = "heart-ray-20261125"
 TOKEN_VAR = "AFR_RUN_TOKEN"
+RAY_TASK_TITLE = "ray::afr-run"  # a Ray worker's process title while it runs an afr task
 
 
 def afr(*args, cwd, timeout=900):
@@ -94,7 +95,7 @@ def ray_worker_of(process: psutil.Process) -> psutil.Process | None:
     """The Ray worker process executing the task that started ``process``."""
     try:
         for parent in process.parents():
-            if " ".join(parent.cmdline()).startswith("ray::run_on_worker"):
+            if " ".join(parent.cmdline()).startswith(RAY_TASK_TITLE):
                 return parent
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         pass
@@ -104,7 +105,7 @@ def ray_worker_of(process: psutil.Process) -> psutil.Process | None:
 def busy_workers() -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter(["cmdline"]):
-        if " ".join(process.info["cmdline"] or []).startswith("ray::run_on_worker"):
+        if " ".join(process.info["cmdline"] or []).startswith(RAY_TASK_TITLE):
             found.append(process)
     return found
 

@@ -194,15 +194,10 @@ class RayExecutor:
             raise ExecutorError(f"{RAY_MISSING} ({error})") from None
         address = address or os.environ.get("RAY_ADDRESS") or "auto"
         if not ray.is_initialized():
-            host = reachable_or_raise(address)
-            # A cluster on loopback: this driver's node address must be loopback too, or Ray looks
-            # for the cluster on the machine's other address and waits forever.
-            node_ip = {"_node_ip_address": host} if host in ("127.0.0.1", "localhost") else {}
+            reachable_or_raise(address)
             try:
                 # The engine's stdout is the console view: Ray's own logs stay in its session folder.
-                ray.init(
-                    address=address, log_to_driver=False, logging_level="WARNING", configure_logging=False, **node_ip
-                )
+                ray.init(address=address, log_to_driver=False, logging_level="WARNING", configure_logging=False)
             except (ConnectionError, ValueError, RuntimeError) as error:
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise ExecutorError(f"{NO_CLUSTER.format(address=address)} ({reason})") from None
@@ -360,13 +355,13 @@ class RayExecutor:
             return 0
 
 
-def reachable_or_raise(address: str) -> str | None:
-    """The host of ``HOST:PORT`` once something answers there (Ray itself would wait for ever)."""
+def reachable_or_raise(address: str) -> None:
+    """Fail fast unless something answers at ``HOST:PORT`` (Ray itself would wait for ever)."""
     if address == "auto" or address.startswith("ray://"):
-        return None
+        return
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=5):
-            return host
+            return
     except (OSError, ValueError) as error:
         raise ExecutorError(f"{NO_CLUSTER.format(address=address)} ({error})") from None
