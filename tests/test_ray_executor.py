@@ -208,7 +208,8 @@ def test_every_candidate_is_ledgered_once_with_its_placement(campaign, node_ids)
     for cid in final:
         run_dir = workspace / ".afr/campaigns" / TAG / "runs" / cid
         assert "afr: score:" in (run_dir / "job.log").read_text()
-        assert list(run_dir.glob("nvflare/**/FL_global_model.pt")) or list(run_dir.glob("nvflare/**/*.pt"))
+        assert len(list(run_dir.glob("nvflare/*/server/*/cross_site_val/model_shareables/SRV_FL_global_model.pt"))) == 1
+        assert len(list(run_dir.glob("nvflare/*/server/*/cross_site_val/cross_val_results.json"))) == 1
     # Where each one runs reached the journal, and the cockpit's fold shows it.
     placed = [e for e in journal(workspace) if e.type is EventType.CANDIDATE_LOG and e.data["line"].startswith(PLACED)]
     assert {e.data["id"] for e in placed} == set(final)
