@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+# No Ray at import time: ray_executor imports Ray only when a Ray executor is built.
+from engine.run.ray_executor import PLACED, ExecutorError, RayExecutor
 from engine.run.runner import RunResult, run_job
 
+__all__ = ["EXECUTORS", "PLACED", "Executor", "ExecutorError", "build_executor", "cancel_run", "sweep_runs"]
+
 EXECUTORS = ("local", "ray")
-PLACED = "afr: running on Ray node"  # the log line saying where a remote run runs (the cockpit reads it)
 
 Executor = Callable[..., RunResult]
-
-
-class ExecutorError(ValueError):
-    """An executor that cannot be used (Ray missing, no cluster to reach); the message is one line."""
 
 
 def build_executor(name: str, ray_address: str | None = None) -> Executor:
@@ -31,9 +30,7 @@ def build_executor(name: str, ray_address: str | None = None) -> Executor:
             raise ExecutorError("--ray-address needs --executor ray")
         return run_job
     if name == "ray":
-        from engine.run.ray_executor import RayExecutor  # Ray is an optional extra: imported only when asked
-
-        return RayExecutor.connect(ray_address)
+        return RayExecutor.connect(ray_address)  # Ray, an optional extra, is imported only here
     raise ExecutorError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
 
 

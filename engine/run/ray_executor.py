@@ -30,9 +30,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.profile import Profile, Scalar
-from engine.run.executors import PLACED, ExecutorError
 from engine.run.jobbox import VIEW_VAR, job_spec
 from engine.run.runner import CRASH_SCORE, RunResult, processes_of_run, run_job
+
+PLACED = "afr: running on Ray node"  # the log line saying where a remote run runs (the cockpit reads it)
+
+
+class ExecutorError(ValueError):
+    """An executor that cannot be used (Ray missing, no cluster to reach); the message is one line."""
+
 
 RAY_MISSING = "--executor ray needs Ray on this machine and every worker: pip install 'afr[ray]'"
 NO_CLUSTER = (
