@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml scripts/install_torch.sh scripts/install_sandbox.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	scripts/install_torch.sh $(VENV)
-	$(BIN)/pip install -q -e ".[test,local-llm,literature]"
+	$(BIN)/pip install -q -e ".[test,local-llm,literature,ray]"
 	touch $(STAMP)
 	@echo "afr is installed in $(BIN); put it on your PATH with:  source $(BIN)/activate"
 

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 
 from afr.common import UsageError, gpu_ids, interactive, workspace_root
+from afr.executor_options import chosen_executor, executor_for
 from engine.campaign.options import CampaignError
 from engine.profile import load_profile
 from engine.run.policy import require_sandbox
+from engine.run.runner import run_job
 from engine.store.bundle import resolve_root
 
 
@@ -135,12 +137,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         confirm=not args.no_confirm,
     )
     profile = _deployed(profile, options)  # --sites must fit the profile before anything starts
+    options.executor, options.ray_address = chosen_executor(args)
     if (campaign_dir(root, tag) / "campaign.json").exists():
         raise CampaignError(f"campaign {tag} already exists; continue it with `afr resume {tag}`")
     _preflight(options)
     if _wants_background(args):
         return _background(root, tag, ["run", *_after(args.argv, "run"), "--headless", "--tag", tag], args)
-    campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpus)
+    run_fn = executor_for(options.executor, options.ray_address, run_job)  # connects before any candidate runs
+    campaign = Campaign(root, profile, tag, options, build_proposer(options), run_fn=run_fn, gpus=gpus)
     print(f"afr: campaign {tag} on {profile.name} in {root} (branch autoresearch/{tag})", flush=True)
     return _drive(campaign, campaign.start)
 
@@ -167,6 +171,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         options.max_candidates = args.max_candidates
     if args.max_hours:
         options.max_hours = args.max_hours
+    options.executor, options.ray_address = chosen_executor(args, meta["options"])
     _preflight(options)
     if args.accept_environment:
         from engine.campaign.envcheck import accept_environment
@@ -177,7 +182,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         rest = [arg for arg in _after(args.argv, "resume") if arg not in (args.tag, "--accept-environment")]
         return _background(root, tag, ["resume", tag, *rest, "--headless"], args)
     profile = _deployed(profile, options)
-    campaign = Campaign(root, profile, tag, options, build_proposer(options), gpus=gpu_ids())
+    run_fn = executor_for(options.executor, options.ray_address, run_job)  # sweeps what a killed engine left
+    campaign = Campaign(root, profile, tag, options, build_proposer(options), run_fn=run_fn, gpus=gpu_ids())
     print(
         f"afr: resuming {tag} (cap {options.max_candidates} candidate{'s' if options.max_candidates > 1 else ''})",
         flush=True,

@@ -21,6 +21,7 @@ from afr.campaign_commands import (
 )
 from afr.common import HelpFormatter, UsageError, positive_float, positive_int
 from afr.deploy_options import add_deployment_arguments
+from afr.executor_options import add_executor_options
 from engine import __version__
 from engine.campaign.options import CampaignError
 from engine.profile import ProfileError
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detach", action="store_true", help="start the engine in the background; watch it with `afr attach`"
     )
     add_deployment_arguments(run)  # --env sim|poc|prod, and --startup-kit, --username, --sites for prod
+    add_executor_options(run)
     run.add_argument(
         "--smoke", action="store_true", help="use the profile's smoke budget for every candidate"
     )
@@ -120,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="you changed the Python environment on purpose: record it as the campaign's and go on",
     )
+    add_executor_options(resume, resume=True)
     resume.add_argument("--detach", action="store_true", help="continue in the background")
     resume.add_argument("--max-candidates", type=positive_int, default=None, help="raise (or lower) the cap")
     resume.add_argument(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from afr.common import UsageError, gpu_ids, workspace_root
 from afr.deploy_options import add_deployment_arguments, deployment_from_args
+from afr.executor_options import add_executor_options, chosen_executor, executor_for
 from engine.evidence import runs as evidence
 from engine.evidence.runs import EvidenceError
 from engine.run.policy import require_sandbox
@@ -37,6 +38,7 @@ def add_commands(commands, positive_int) -> None:
         default=None,
         help="the workspace (default: the nearest one from the current folder upward)",
     )
+    add_executor_options(repeat, resume=True)
     repeat.set_defaults(handler=cmd_repeat)
 
     heldout = commands.add_parser(
@@ -55,6 +57,7 @@ def add_commands(commands, positive_int) -> None:
         default=None,
         help="the workspace (default: the nearest one from the current folder upward)",
     )
+    add_executor_options(heldout, resume=True)
     heldout.set_defaults(handler=cmd_heldout)
 
     compare = commands.add_parser(
@@ -120,7 +123,7 @@ def cmd_repeat(args: argparse.Namespace) -> int:
         f"(validation subset; {len(jobs)} runs)",
         flush=True,
     )
-    _run(campaign, jobs, args.parallel, "validation", args)
+    _run(campaign, jobs, args.parallel, "validation", args, _executor(args, campaign))
     return 0
 
 
@@ -137,8 +140,14 @@ def cmd_heldout(args: argparse.Namespace) -> int:
         f"on the held-out {share:.0%} of each client's evaluation split, seeds {','.join(map(str, seeds))}",
         flush=True,
     )
-    _run(campaign, jobs, args.parallel, "heldout", args)
+    _run(campaign, jobs, args.parallel, "heldout", args, _executor(args, campaign))
     return 0
+
+
+def _executor(args: argparse.Namespace, campaign: evidence.CampaignView):
+    """The campaign's executor unless the command line names one (a Ray campaign's evidence runs on Ray)."""
+    name, address = chosen_executor(args, campaign.options)
+    return executor_for(name, address, evidence.RUNNER)
 
 
 def _run(
@@ -147,6 +156,7 @@ def _run(
     parallel: int | None,
     subset: str,
     args: argparse.Namespace | None = None,
+    run_fn=None,
 ) -> None:
     """Run the jobs (the campaign's parallel width unless given), then print their statistics."""
     started = time.monotonic()
@@ -162,7 +172,7 @@ def _run(
     evidence.run_jobs(
         campaign,
         jobs,
-        evidence.RUNNER,
+        run_fn or evidence.RUNNER,
         width,
         _gpus(),
         report=lambda line: print(f"  {line}", flush=True),

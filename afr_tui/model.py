@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from engine.control.events import Event
+from engine.run.executors import PLACED
 
 STATUS_STYLE = {
     "keep": "bold green",
@@ -22,6 +23,17 @@ STATUS_STYLE = {
 STATUS_LABEL = {"running": "▶ running", "awaiting": "? awaiting"}
 PHASE_LINE = re.compile(r"afr: (round \d+/\d+|final evaluation)")
 FINAL_STATUSES = ("keep", "discard", "crash", "literature", "rejected")
+
+
+def placement_text(placement: dict | None) -> str:
+    """A record's or event's placement as the cockpit shows it; empty for a local run."""
+    if not placement or not placement.get("node_id"):
+        return ""
+    gpus = ",".join(placement.get("gpus") or []) or "-"
+    tries = placement.get("attempts", 1)
+    return f"{placement.get('node_ip', '?')} {placement['node_id'][:12]} gpu {gpus}" + (
+        f" (try {tries})" if tries > 1 else ""
+    )
 
 
 @dataclass
@@ -43,6 +55,7 @@ class CandidateView:
     run_dir: str = ""
     started: float | None = None
     gpu: str | None = None  # the device its slot owns, while it runs
+    node: str = ""  # where a remote executor runs it: "192.0.2.7 3f2a9c1b gpu 0" (a Ray node)
     phase: str = ""  # while it runs: "round 7/15", "final evaluation"
     confirming: str = ""  # "1/2": confirmation seeds done of total, while confirming
     curve: list[tuple[int, float]] = field(default_factory=list)  # (round, global metric) as rounds arrive
@@ -314,6 +327,9 @@ class CockpitModel:
         line = data.get("line", "")
         changes.log.append((data.get("id", ""), line))
         # The runner's own progress lines (engine/run/phases.py): the row shows where the job is.
+        if line.startswith(PLACED) and data.get("id") in self.candidates:
+            self.candidates[data["id"]].node = line.removeprefix(PLACED).strip()
+            changes.rows.add(data["id"])
         match = PHASE_LINE.search(line)
         if match and data.get("id") in self.candidates:
             candidate = self.candidates[data["id"]]
@@ -348,6 +364,7 @@ class CockpitModel:
         candidate.error = data.get("error") or ""
         if data.get("sandbox") == "none":  # as `afr status`: any run without a sandbox says none
             self.sandbox = "none"
+        candidate.node = placement_text(data.get("placement")) or candidate.node
         if candidate.id in self.running:
             self.running.remove(candidate.id)
         changes.rows.add(candidate.id)

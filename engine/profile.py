@@ -183,6 +183,9 @@ class RunSettings(Strict):
     # "required": afr refuses to run this profile's candidates without a working sandbox
     # (bubblewrap); "preferred": it runs them anyway and says `sandbox: none` everywhere.
     sandbox: Literal["required", "preferred"] = "preferred"
+    # What one run asks of a Ray cluster (afr run --executor ray); None: 1 CPU, no GPU.
+    cpus: float | None = Field(default=None, gt=0)
+    gpus: float | None = Field(default=None, ge=0)
 
 
 class LocalWork(Strict):

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from afr_tui.model import STATUS_STYLE, CandidateView, CockpitModel
+from afr_tui.model import STATUS_STYLE, CandidateView, CockpitModel, placement_text
 from afr_tui.widgets.curve import RoundCurve
 
 
@@ -62,6 +62,9 @@ def describe(
         for name, result in checks.items():
             if result != "ok":
                 parts.append(Text(f"  {name}: {result}", style="red"))
+    where = candidate.node or placement_text(record.get("placement"))
+    if where:
+        parts.append(Text(f"runs on: Ray node {where}", style="cyan"))
     error = candidate.error or record.get("error")
     if error:
         parts.append(Text(f"reason: {error}", style="dark_orange"))

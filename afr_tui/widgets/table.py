@@ -14,9 +14,10 @@ from afr_tui.model import STATUS_LABEL, STATUS_STYLE, CandidateView, CockpitMode
 
 
 def status_label(candidate: CandidateView) -> str:
-    """A running candidate shows where its job is (``▶ round 7/15``) and its GPU, if any."""
+    """A running candidate shows where its job is (``▶ round 7/15``), its GPU and its Ray node, if any."""
     if candidate.status == "running" and candidate.phase:
-        return f"▶ {candidate.phase}" + (f" gpu{candidate.gpu}" if candidate.gpu is not None else "")
+        where = f" @{candidate.node.split()[0]}" if candidate.node else ""  # a Ray node's address
+        return f"▶ {candidate.phase}" + (f" gpu{candidate.gpu}" if candidate.gpu is not None else "") + where
     return STATUS_LABEL.get(candidate.status, candidate.status)
 
 

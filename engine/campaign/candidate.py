@@ -75,6 +75,8 @@ class Candidate:
             )
             # What scored it: the sandbox the job ran in and afr's evaluator (trusted runs only).
             record.update(sandbox=getattr(result, "sandbox", "none"), evaluator=getattr(result, "evaluator", {}))
+            if getattr(result, "placement", None):  # where it ran (a Ray node), when not on this machine
+                record["placement"] = result.placement
             # Everything but the NVFlare job: proposing, git, validation, review, ledger.
             record["timings"]["engine_seconds"] = max(0.0, now - self.proposed - result.runtime_seconds)
             # Inside the NVFlare job, from its log (engine/run/phases.py); None where not reached.

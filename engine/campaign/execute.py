@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 from engine.control.events import EventType
+from engine.run.executors import PLACED
 from engine.run.phases import parse_round_metric
 from engine.run.runner import RunResult
 
@@ -35,7 +36,7 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
         point = parse_round_metric(line)
         if point is not None:  # typed, so a cockpit draws the live curve without parsing log text
             campaign.emit(EventType.CANDIDATE_ROUND, id=cid, line=line, **point.as_event())
-        elif " round " in line or "score:" in line or "Error" in line:
+        elif " round " in line or "score:" in line or "Error" in line or line.startswith(PLACED):
             campaign.emit(EventType.CANDIDATE_LOG, id=cid, line=line[-300:])
 
     def on_token(token: str) -> None:
@@ -69,5 +70,6 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
         runtime_seconds=result.runtime_seconds,
         error=result.error,
         sandbox=result.sandbox,
+        placement=result.placement or None,  # the node (and GPU) a remote executor ran it on
     )
     return result

@@ -30,6 +30,7 @@ from engine.campaign.slots import Slots
 from engine.control.events import Command, CommandType, Event, EventType
 from engine.guard.validate import apply_edits, check_models, model_choices, protected_hashes, validate
 from engine.profile import Profile
+from engine.run.executors import cancel_run
 from engine.run.runner import RunResult, processes_of_run, run_job
 from engine.run.sandbox import detect_sandbox
 from engine.store.journal import Journal
@@ -475,6 +476,7 @@ class Campaign:
         for candidate in list(self.running.values()):
             for process in processes_of_run(candidate.token or "-"):
                 process.kill()
+            cancel_run(self.run_fn, candidate.token)  # a job on a Ray worker: cancel its task
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -41,6 +41,8 @@ class CampaignOptions:
     agent_max_output: int = 1_000_000  # bytes of the agent's output kept in its transcript
     agent_env: list[str] = field(default_factory=list)  # variables passed through to the agent
     confirm: bool = True  # confirm a would-be keep on [review] confirm_seeds (afr run --no-confirm)
+    executor: str = "local"  # where jobs run: local or ray (engine/run/executors.py)
+    ray_address: str | None = None  # the Ray cluster (--ray-address); None: auto
 
     def deployment_kwargs(self) -> dict:
         """What a runner needs besides ``env`` to reach a real deployment (nothing for sim and poc)."""

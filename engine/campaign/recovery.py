@@ -9,6 +9,7 @@ from engine.agent.base import CandidateSpec
 from engine.campaign.candidate import Candidate
 from engine.campaign.envcheck import moved
 from engine.control.events import Command, EventType
+from engine.run.executors import sweep_runs
 from engine.run.runner import RunResult, processes_of_run
 from engine.store.ledger import ResultRow
 
@@ -53,7 +54,10 @@ def recover_interrupted(campaign: Campaign) -> None:
         campaign.finalise(candidate, "rejected", error="not run: the engine stopped before a slot was free")
         campaign.repo.remove_worktree(cid)
     confirming = set(campaign.confirmer.interrupted())  # continued by the confirmer, not crashed
-    for cid, info in campaign.journal.unfinished(set(campaign.final_records()) | confirming).items():
+    unfinished = campaign.journal.unfinished(set(campaign.final_records()) | confirming)
+    # A job on a Ray worker is not among this machine's processes: the executor sweeps its nodes.
+    sweep_runs(campaign.run_fn, [info.get("token", "") for info in unfinished.values()])
+    for cid, info in unfinished.items():
         for process in processes_of_run(info.get("token", "-")):
             process.kill()
         proposal = info.get("proposal", {})

@@ -25,6 +25,7 @@ from pathlib import Path
 from engine.campaign.status import campaigns_root, resolve_tag
 from engine.evidence.stats import Paired, Summary, paired_difference, summarize
 from engine.profile import Profile, load_profile, parse_profile
+from engine.run.executors import cancel_run
 from engine.run.runner import RunResult, processes_of_run, run_job
 from engine.run.trusted import TrustedScoring
 from engine.store.ledger import Ledger, LedgerError, ResultRow, locked_append
@@ -279,6 +280,7 @@ def run_jobs(
             for process in processes_of_run(token):
                 with contextlib.suppress(Exception):
                     process.kill()
+            cancel_run(run_fn, token)  # a job on a Ray worker: cancel its task
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -60,6 +60,7 @@ class RunResult:
     round_metrics: list[float | None] = field(default_factory=list)
     shutdown_seconds: float | None = None  # score complete -> runner returned (processes ended)
     early_return: bool = False  # returned on the complete result, before the simulator exited
+    placement: dict = field(default_factory=dict)  # where it ran: executor, node, GPU (engine/run/executors.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -247,6 +248,7 @@ def run_job(
     lean: bool = True,
     launch=None,
     deployment=None,
+    token: str | None = None,
 ) -> RunResult:
     """Run the profile's job with ``args`` in ``run_dir``; never raises for a failed job.
 
@@ -256,6 +258,7 @@ def run_job(
     ``subset`` is the part of each client's evaluation split it is scored on: "validation"
     (what campaigns and repeats use) or "heldout" when the profile declares ``[heldout]``,
     else the whole split. The protected data bridge reads it from the environment.
+    ``token`` marks the job's processes (default: a fresh one); a remote executor chooses it.
     ``sandbox_spec`` (an ``engine.run.sandbox.SandboxSpec``) runs the job in the sandbox
     with only the run's own variables (``engine.run.jobbox.job_spec`` builds one), under
     ``sandbox`` ("bwrap", or "none": the allow-listed environment only; default: what works).
@@ -274,13 +277,15 @@ def run_job(
     if trusted is not None:
         options = {"env": env, "smoke": smoke, "timeout": timeout, "gpu": gpu, "seed": seed}
         options.update(on_line=on_line, on_start=on_start, stall_seconds=stall_seconds, subset=subset, lean=lean)
+        if token is not None:
+            options["token"] = token
         return trusted.run(run_job, root, profile, args, run_dir, **options)  # engine.run.trusted
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "job.log"
     command = (
         job_command(root, profile, args, run_dir, env, smoke, seed, lean, subset) if launch is None else launch.command
     )
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     run_vars = {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token}  # the subset travels in the job's configuration
     if launch is not None:
         run_vars.update(launch.env)  # what job.py used to set for the simulator (engine/run/launch.py)
