@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.profile import Profile, Scalar
-from engine.run.runner import evaluation_environment
+from engine.run.jobcommand import evaluation_environment
 
 FEDAVG = "nvflare.app_common.workflows.fedavg.FedAvg"
 CROSS_SITE_EVAL = "nvflare.app_common.workflows.cross_site_model_eval.CrossSiteModelEval"

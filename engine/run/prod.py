@@ -31,14 +31,14 @@ from pathlib import Path
 from engine.profile import Profile, Scalar
 from engine.run.deployment import Deployment, DeploymentError
 from engine.run.jobbox import job_spec
-from engine.run.jobconfig import SUBSET_COMPONENT_ID, SUBSET_COMPONENT_PATH, expected_subset
-from engine.run.runner import (
+from engine.run.jobcommand import (
     CRASH_SCORE,
     RUN_TOKEN_VAR,
     RunResult,
     final_score_json,
     job_command,
 )
+from engine.run.jobconfig import SUBSET_COMPONENT_ID, SUBSET_COMPONENT_PATH, expected_subset
 from engine.run.sandbox import wrap
 from engine.store.redact import redact
 
