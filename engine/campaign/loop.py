@@ -212,7 +212,8 @@ class Campaign:
         """Keep every slot busy: propose while candidates run, review each as it finishes."""
         while True:
             self.review(slots.finished())
-            self._release_held(slots)
+            if not self.stop_requested:  # a stop drops held candidates below instead of starting them
+                self._release_held(slots)
             if self.stop_requested:
                 held, self.held = self.held, []
                 for candidate in held + slots.take_unstarted():
@@ -264,7 +265,8 @@ class Campaign:
         prepared for each other slot (a slow proposer works during the baseline; they start only
         once it is scored, see _submit), then every slot plus one prepared ahead."""
         if self.best_row() is None:  # no scored baseline yet (or it was aborted)
-            return slots.width
+            # A forced literature review comes first after the baseline: nothing proposed before it.
+            return 1 if self.literature.requested else slots.width
         return slots.width + 1
 
     def _may_start(self) -> bool:
