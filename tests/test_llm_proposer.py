@@ -222,7 +222,8 @@ def test_new_architecture_from_the_agent_validates_runs_on_nvflare_and_is_ledger
     assert record["edited_files"] == [model_py] and record["target"] == "architecture"
     assert 0 < record["score"] <= 1
     assert '"mlp8": lambda: _mlp(8)' in campaign.repo.diff(record["parent"], record["commit"])
-    assert "model mlp8:" in Path(record["log_path"]).read_text()
+    # job.py builds the model when it exports the job afr then launches (engine/run/launch.py).
+    assert "model mlp8:" in (Path(record["log_path"]).parent / "export.log").read_text()
 
 
 def cards_reply(proposals: list[dict]) -> str:

@@ -115,6 +115,7 @@ def export_site_data(
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C that lets the running candidate finish must not kill its export
     )
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

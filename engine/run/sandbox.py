@@ -212,7 +212,7 @@ def detect_sandbox() -> str:
         ["/bin/sh", "-c", "test -d /proc/self && echo afr-sandbox-ok"], probe, {"PATH": "/usr/bin:/bin"}
     )
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={})
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, env={}, start_new_session=True)
     except (OSError, subprocess.TimeoutExpired):
         return "none"
     return "bwrap" if done.returncode == 0 and "afr-sandbox-ok" in done.stdout else "none"
