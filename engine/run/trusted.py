@@ -181,7 +181,7 @@ def run_trusted(
     # A remote executor (Ray) rebuilds the job's sandbox on its worker: the afr-launched job and the
     # step counter's FIFO do not travel yet, so there the verified job.py runs itself (as on POC)
     # and the step counts are not checked; the record says so (README, Ray section).
-    remote = getattr(run_fn, "__self__", None) is not None and getattr(run_fn.__self__, "remote_executor", False)
+    remote = getattr(getattr(run_fn, "__self__", None), "remote_executor", False)
     if options.get("env", "sim") == "sim" and not remote:
         spec = replace(spec, readonly=(*spec.readonly, launch.job_dir))  # verified: read-only from here on
         # The step counter's sitecustomize first, then the worktree the launched job imports from.
