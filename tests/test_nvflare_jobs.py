@@ -120,3 +120,22 @@ def test_a_silent_job_is_stopped_as_stalled(root, tmp_path):
     assert result.status == "stalled" and result.error == "no output for 3 s: the NVFlare job stalled"
     assert result.runtime_seconds < 30
     assert leftover_processes("time.sleep(120)") == []
+
+
+def test_nvflare_s_port_race_is_a_stall_at_once(root, tmp_path):
+    """A simulator worker whose port another worker took: NVFlare would wait minutes on a client
+    that never connects; the runner stops the job at once and the campaign runs it once more."""
+    import shutil
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(root / "tasks", workspace / "tasks")
+    job = workspace / "tasks" / "fed_heart_disease" / "job.py"
+    job.write_text(
+        "import time\nprint('ERROR - Execute exception: OSError: [Errno 98] Address already in use', flush=True)\n"
+        "while True:\n    print('waiting for the child process', flush=True)\n    time.sleep(0.5)\n"
+    )
+    profile = load_profile(root, "fed_heart_disease")
+    result = run_job(workspace, profile, {}, tmp_path / "run", stall_seconds=60)
+    assert result.status == "stalled" and "NVFlare's port race" in result.error
+    assert result.runtime_seconds < 20
+    assert leftover_processes(str(tmp_path / "run")) == []

@@ -41,6 +41,9 @@ from engine.store.redact import redact
 
 GRACE_SECONDS = 10.0
 EARLY_STOP_GRACE_SECONDS = 1.0  # the score is already complete: nothing of the run is still needed
+# NVFlare's simulator picks each client worker's port with get_open_ports() and binds it later;
+# two workers can draw the same port, and the loser's client then waits out long timeouts.
+PORT_RACE = "OSError: [Errno 98] Address already in use"
 RESULT_GLOB = "*/server/*/cross_site_val/cross_val_results.json"  # under the run's NVFlare workspace
 
 
@@ -239,7 +242,7 @@ def run_job(
             target=_pump, args=(process.stdout, log, tail, on_line, heard, clock), daemon=True
         )
         pump.start()
-        stalled = False
+        stalled = port_race = False
         while process.poll() is None:
             now = time.monotonic()
             if now - started > timeout:
@@ -247,6 +250,9 @@ def run_job(
                 break
             if stall_seconds and now - heard[0] > stall_seconds:
                 stalled = True
+                break
+            if any(PORT_RACE in line for line in tail):
+                port_race = True  # a client never connects: NVFlare waits minutes before it recovers
                 break
             if watch_result and clock.result_at is None:
                 complete = complete_result(root, profile, run_dir, started_wall)
@@ -277,6 +283,8 @@ def run_job(
 
     if stalled:
         return failed("stalled", f"no output for {stall_seconds:.0f} s: the NVFlare job stalled")
+    if port_race:  # the campaign runs a stalled job once more, as it would after minutes of silence
+        return failed("stalled", "a simulator worker found its port taken (NVFlare's port race): the job stalled")
     if timed_out:
         return failed("timeout", f"timed out after {timeout:.0f} s")
     result_file = run_dir / "job_result.json"
