@@ -66,6 +66,14 @@ def trajectory_arm(workspace, options, arm: str) -> list[str]:
     return [f"{base}-t{i}" for i in range(1, options.k + 1)]
 
 
+def earlier_trajectories(workspace: Path, options) -> list[str]:
+    for arm in ("confirm", "noconfirm"):
+        tags = [f"bench-{arm}-{options.date}-t{i}" for i in range(1, options.k + 1)]
+        if all((workspace / ".afr" / "campaigns" / tag / "campaign.json").exists() for tag in tags):
+            return tags
+    raise SystemExit("--arms control needs the confirm or noconfirm trajectories: run those arms first")
+
+
 def control_arm(workspace, options, matched: list[str]) -> list[str]:
     """The study's scripted scalar-HPO control at each trajectory's budget (afr run --match)."""
     tags = []
@@ -171,8 +179,9 @@ def main() -> None:
     for arm in ("confirm", "noconfirm"):
         if arm in wanted:
             arms[arm] = trajectory_arm(workspace, options, arm)
-    if "control" in wanted:
-        arms["control"] = control_arm(workspace, options, arms.get("confirm") or arms.get("noconfirm") or [])
+    if "control" in wanted:  # controls the arms run now, else those an earlier run left in the workspace
+        matched = arms.get("confirm") or arms.get("noconfirm") or earlier_trajectories(workspace, options)
+        arms["control"] = control_arm(workspace, options, matched)
     for tags in arms.values():
         evidence(workspace, tags, options.seeds, not options.no_heldout)
     figures(workspace, arms)
