@@ -534,6 +534,29 @@ def test_resume_with_a_raised_cap_continues_without_duplicates(workspace):
     assert events[0].seq > 1  # the journal's sequence continues across engine sessions
 
 
+def test_a_crashed_baseline_stops_the_campaign_and_resume_runs_it_again(workspace):
+    """A stale job.py (here: one that rejects the engine's flags) crashes every candidate: the
+    campaign stops on the baseline's crash with the reason, instead of running 29 more."""
+    broken = FakeRunner(crash_if=lambda args: True, crash_log="job.py: error: unrecognized arguments: --eval_subset\n")
+    campaign, events = make(workspace, broken, max_candidates=6, parallel=2)
+    campaign.start()
+    rows = campaign.ledger.rows()
+    assert rows[0].target == "baseline" and rows[0].status == "crash"
+    assert len(rows) <= 3  # the baseline and what ran alongside it; nothing proposed after the crash
+    stopped = events[-1]
+    assert stopped.type is EventType.STOPPED and stopped.data["phase"] == "done"
+    assert stopped.data["reason"].startswith("the baseline crashed: ")
+    assert f"afr resume {TAG}" in stopped.data["reason"]
+    assert not [r for r in rows if r.status == "literature"]
+    # The human fixes the task and resumes: the baseline runs again first, then the campaign goes on.
+    again, resumed = make(workspace, FakeRunner(), max_candidates=6)
+    again.resume()
+    proposed = [e.data["description"] for e in resumed if e.type is EventType.CANDIDATE_PROPOSED]
+    assert proposed[0].startswith("baseline")
+    after = again.ledger.rows()[len(rows):]
+    assert after[0].target == "baseline" and after[0].status in ("keep", "discard") and after[0].score > 0
+
+
 def test_literature_forced_before_the_baseline_waits_for_it(workspace):
     campaign, _ = make(workspace, max_candidates=3)
     campaign.literature.requested = True

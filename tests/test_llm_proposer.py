@@ -337,10 +337,12 @@ def test_the_humans_notes_reach_the_next_prompt(workspace):
     with ScriptedOpenAI([{"tool_calls": [submit()]}]) as server:
         campaign, events = campaign_for(workspace, server, max_candidates=2)
 
-        def note_after_baseline(event):
-            if event.type is EventType.CANDIDATE_REVIEWED and event.data["id"] == "c001":
+        # The next proposal is prepared while the baseline runs: a note given once the baseline
+        # is proposed reaches it (a note reaches the next prompt, not one already asked).
+        def note_during_baseline(event):
+            if event.type is EventType.CANDIDATE_PROPOSED and event.data["id"] == "c001":
                 campaign.command(Command(CommandType.NOTE, note="try server momentum, not lr"))
 
-        campaign.subscribe(note_after_baseline)
+        campaign.subscribe(note_during_baseline)
         campaign.start()
     assert "notes from the human: try server momentum, not lr" in server.requests[0]["messages"][0]["content"]

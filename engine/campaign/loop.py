@@ -24,7 +24,13 @@ from engine.campaign.execute import run_candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
 from engine.campaign.records import best_summary, budget_label
-from engine.campaign.recovery import baseline_to_rerun, override, record_aborted, recover_interrupted
+from engine.campaign.recovery import (
+    baseline_to_rerun,
+    override,
+    record_aborted,
+    recover_interrupted,
+    stop_on_baseline_crash,
+)
 from engine.campaign.review import review_batch
 from engine.campaign.slots import Slots
 from engine.control.events import Command, CommandType, Event, EventType
@@ -403,6 +409,7 @@ class Campaign:
                 if status is None:
                     continue
             self._record(candidate, result, status)
+            stop_on_baseline_crash(self, candidate, status, result.error)
             if status == "keep" or len(self.ledger.rows()) % CHECKPOINT_EVERY == 0:
                 self.checkpoint()
 

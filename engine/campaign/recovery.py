@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from engine.agent.base import CandidateSpec
 from engine.campaign.candidate import Candidate
 from engine.campaign.envcheck import moved
-from engine.control.events import Command, EventType
+from engine.control.events import Command, CommandType, EventType
 from engine.run.executors import sweep_runs
 from engine.run.runner import RunResult, processes_of_run
 from engine.store.ledger import ResultRow
@@ -137,10 +137,26 @@ def record_aborted(campaign: Campaign, candidate: Candidate, result: RunResult) 
 
 
 def baseline_to_rerun(campaign: Campaign) -> CandidateSpec | None:
-    """The baseline again, when the only baseline run so far was aborted."""
+    """The baseline again, when every baseline run so far was aborted or crashed (the campaign
+    stopped on the crash; the human fixed the task and resumed)."""
     records = campaign.final_records().values()
     baselines = [r for r in records if r.get("target") == "baseline"]
-    if not baselines or any(r.get("status") != "aborted" for r in baselines):
+    if not baselines or any(r.get("status") not in ("aborted", "crash") for r in baselines):
+        return None
+    if any(r.get("id") in campaign.in_flight for r in baselines):
         return None
     last = baselines[-1]
     return CandidateSpec(last.get("description", "baseline"), "baseline", dict(last.get("args") or {}))
+
+
+def stop_on_baseline_crash(campaign: Campaign, candidate: Candidate, status: str, error: str) -> None:
+    """Every candidate is compared with the baseline: one that crashed means the task itself is
+    broken (a stale job.py, missing data), so the campaign stops instead of running the rest."""
+    if status != "crash" or candidate.spec.target != "baseline" or campaign.best_row() is not None:
+        return
+    first = (error or "no reason recorded").splitlines()[0][:200]
+    campaign.stop_reason = (
+        f"the baseline crashed: {first}; fix the task (afr task check {campaign.profile.name}), "
+        f"then afr resume {campaign.tag}"
+    )
+    campaign.command(Command(CommandType.STOP, note=campaign.stop_reason))
