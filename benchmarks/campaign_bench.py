@@ -9,6 +9,7 @@ variant of a benchmark runs exactly the same candidates whatever its scores and 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from engine.campaign.status import summary  # noqa: E402
 from engine.campaign.timing import time_line  # noqa: E402
 from engine.control.events import Event, EventType  # noqa: E402
 from engine.profile import Profile, load_profile  # noqa: E402
+from engine.run.runner import run_job  # noqa: E402
 from engine.store.workspace import init_workspace  # noqa: E402
 
 PROFILE = "fed_heart_disease"
@@ -119,14 +121,18 @@ class CampaignRun:
         return 3600 * self.candidates / self.wall_seconds
 
 
-def run_campaign(scratch: Path, label: str, proposer, candidates: int, parallel: int) -> CampaignRun:
+def run_campaign(
+    scratch: Path, label: str, proposer, candidates: int, parallel: int, lean: bool = True
+) -> CampaignRun:
     """A fresh workspace and one in-process campaign at the full budget, timed from start to finish.
-    Confirmation is off so that every variant runs exactly ``candidates`` jobs."""
+    Confirmation is off so that every variant runs exactly ``candidates`` jobs; ``lean=False`` runs
+    NVFlare's default knobs (a candidate as slow as before issue 15's lean jobs)."""
     root = init_workspace(scratch / label)[0]
     profile = load_profile(root, PROFILE)
     tag = f"bench-{label}-20261125"
     options = CampaignOptions(max_candidates=candidates, parallel=parallel, confirm=False)
-    campaign = Campaign(root, profile, tag, options, proposer)
+    run_fn = run_job if lean else functools.partial(run_job, lean=False)
+    campaign = Campaign(root, profile, tag, options, proposer, run_fn=run_fn)
     before = load()
     started = time.monotonic()
     campaign.start()
