@@ -209,8 +209,9 @@ def plain_line(event: Event) -> str:
     return ""
 
 
-def print_status(summary: dict, out=sys.stdout) -> None:
-    console = Console(file=out, highlight=False)
+def print_status(summary: dict, out=None) -> None:
+    # sys.stdout looked up now, not at import (a default argument would keep a stream replaced since)
+    console = Console(file=out or sys.stdout, highlight=False)
     reason = f" ({summary['reason']})" if summary.get("reason") else ""
     console.print(
         f"[bold]{summary['tag']}[/] ({summary['profile']}): {summary['state']}{reason}, "
