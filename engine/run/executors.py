@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 # No Ray at import time: ray_executor imports Ray only when a Ray executor is built.
+from engine.run import prod
 from engine.run.ray_executor import PLACED, ExecutorError, RayExecutor
 from engine.run.runner import RunResult, run_job
 
@@ -35,9 +36,13 @@ def build_executor(name: str, ray_address: str | None = None) -> Executor:
 
 
 def cancel_run(executor: Executor, token: str | None) -> None:
-    """Ask ``executor`` to kill the run marked ``token``, if it runs jobs elsewhere."""
+    """Ask ``executor`` to kill the run marked ``token``, if it runs jobs elsewhere; a job on an
+    NVFlare deployment (``--env prod``) is aborted there."""
+    if not token:
+        return
+    prod.abort(token)
     cancel = getattr(executor, "cancel", None)
-    if cancel is not None and token:
+    if cancel is not None:
         cancel(token)
 
 

@@ -24,6 +24,7 @@ import io
 import json
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -51,6 +52,26 @@ CROSS_SITE_EVAL = "CrossSiteModelEval"
 
 class JobRefused(RuntimeError):
     """The exported job is not what afr asked for; the message is one line."""
+
+
+class JobAborted(RuntimeError):
+    """The human aborted the run while its job ran on the deployment; the job was aborted there."""
+
+
+_aborted: set[str] = set()  # run tokens the human aborted (Campaign.kill_running via cancel_run)
+_aborted_lock = threading.Lock()
+
+
+def abort(token: str) -> None:
+    """Abort the run marked ``token`` on its deployment: its wait loop aborts the job there.
+    Killing the engine's own processes is not enough: the job lives on the deployment's server."""
+    with _aborted_lock:
+        _aborted.add(token)
+
+
+def _is_aborted(token: str | None) -> bool:
+    with _aborted_lock:
+        return token in _aborted
 
 
 def scored_sites(profile: Profile) -> list[str]:
@@ -108,8 +129,15 @@ def run_prod(
         command = job_command(root, profile, args, run_dir, "prod", smoke, seed, True, subset)
         command += ["--export_dir", str(export_dir)]
         sandbox = getattr(trusted, "sandbox", None)
+        tokens: list[str] = []  # the run's token, which an abort names
+
+        def started_(token: str) -> None:
+            tokens.append(token)
+            if on_start is not None:
+                on_start(token)
+
         try:
-            sandbox = _export(root, profile, command, run_dir, sandbox, say, on_start)
+            sandbox = _export(root, profile, command, run_dir, sandbox, say, started_)
             job_folder = _exported_folder(export_dir)
             check_job(job_folder, root, profile, subset, sites, getattr(trusted, "hashes", None))
         except (JobRefused, OSError, ValueError, subprocess.SubprocessError) as error:
@@ -118,9 +146,12 @@ def run_prod(
         say(f"afr: job checked; submitting to {deployment.startup_kit} as {deployment.username}")
         budget = (timeout or profile.run.timeout_seconds) - (time.monotonic() - started)
         try:
-            job_id, status, result_dir = submit_and_wait(job_folder, deployment, run_dir, budget, say)
+            aborted = lambda: bool(tokens) and _is_aborted(tokens[0])  # noqa: E731
+            job_id, status, result_dir = submit_and_wait(job_folder, deployment, run_dir, budget, say, aborted)
         except TimeoutError as error:
             return replace_sandbox(failed("timeout", str(error)), sandbox)
+        except JobAborted as error:
+            return replace_sandbox(failed("crash", str(error)), sandbox)
         except Exception as error:  # the admin API raises its own types: one line, not a traceback
             return replace_sandbox(failed("crash", f"deployment: {str(error).splitlines()[0][:300]}"), sandbox)
         facts = {
@@ -251,13 +282,14 @@ def _check_protected(custom: Path, root: Path, profile: Profile, hashes: dict[st
 
 
 def submit_and_wait(
-    job_folder: Path, deployment: Deployment, run_dir: Path, budget: float, say
+    job_folder: Path, deployment: Deployment, run_dir: Path, budget: float, say, aborted=lambda: False
 ) -> tuple[str, str, Path | None]:
     """Submit through the admin API, follow the job until it finishes, download its result.
 
     Returns the job id, its final status and the downloaded server workspace (None when
     nothing came back). A job still running after ``budget`` seconds, or when the engine
-    is interrupted, is aborted on the deployment.
+    is interrupted, or whose run the human aborted (``aborted()`` turns true), is aborted on
+    the deployment.
     """
     from nvflare.fuel.flare_api.flare_api import new_secure_session  # only a prod run needs the admin API
 
@@ -283,6 +315,8 @@ def submit_and_wait(
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"prod job {job_id} still {status} after the run's time budget; aborted")
+            if aborted():
+                raise JobAborted(f"prod job {job_id} aborted by the human")
             time.sleep(POLL_SECONDS)
         downloaded = Path(session.download_job_result(job_id, destination=str(run_dir / "nvflare" / "prod")))
         workspace = downloaded / "workspace"
