@@ -35,7 +35,24 @@ def busy_context(root, profile_name: str) -> ProposalContext:
         )
     head = git.Repo(root).head.commit.hexsha
     notes = [f"note {i}: prefer server-side changes over more lr sweeps" for i in range(12)]
-    return ProposalContext(profile, rows, records, {"lr": 0.003}, 60, 0, notes, root=root, parent=head, tag="p-20261125")
+    running = [  # eight slots busy, each with a long description
+        {"id": f"c{60 + i:03d}", "args": {"lr": 0.01 * i}, "description": "random search: " + "long " * 80}
+        for i in range(8)
+    ]
+    return ProposalContext(
+        profile, rows, records, {"lr": 0.003}, 60, 0, notes, root=root, parent=head, tag="p-20261125", in_flight=running
+    )
+
+
+def test_while_the_baseline_runs_the_memory_says_so_and_lists_what_runs(root):
+    profile = load_profile(root, "fed_heart_disease")
+    running = [{"id": "c001", "args": {}, "description": "baseline: Fed-Heart-Disease"}]
+    context = ProposalContext(profile, [], [], {}, 1, 0, in_flight=running)
+    assert not context.baseline_due  # the baseline is running: the proposer must not propose it again
+    memory = working_memory(context)
+    assert "best: none yet (the baseline is running)" in memory
+    assert "running now, not yet scored (do not propose these again): c001: baseline: Fed-Heart-Disease" in memory
+    assert ProposalContext(profile, [], [], {}, 0, 0).baseline_due
 
 
 @pytest.mark.parametrize("profile_name", ["fed_heart_disease", "leaf_synthetic"])

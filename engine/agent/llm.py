@@ -116,7 +116,8 @@ def working_memory(context: ProposalContext) -> str:
         "watchdog: " + state.reason + ("; literature mode recommended" if state.recommend_literature else "")
     )
     if context.in_flight:  # other slots' candidates: proposing one of them again wastes a run
-        running = [f"{c['id']}: {c['description'][:MEMORY_DESCRIPTION]}" for c in context.in_flight]
+        running = [f"{c['id']}: {c['description'][:MEMORY_DESCRIPTION]}" for c in context.in_flight[-8:]]
+        running += [f"and {len(context.in_flight) - 8} more"] if len(context.in_flight) > 8 else []
         lines.append("running now, not yet scored (do not propose these again): " + "; ".join(running))
     if context.notes:
         lines.append("notes from the human: " + " | ".join(context.notes[-10:]))
