@@ -111,3 +111,19 @@ def test_environment_drops_redirections():
     )
     assert "GIT_DIR" not in env and "GIT_CONFIG_COUNT" not in env and "GIT_CONFIG_KEY_0" not in env
     assert env["GIT_CONFIG_NOSYSTEM"] == "1" and env["GIT_CONFIG_GLOBAL"] == "/dev/null"
+
+
+def test_afr_s_git_runs_in_its_own_session(tmp_path):
+    """The terminal's Ctrl-C (SIGINT to its foreground group) asks the engine for a stop; a git
+    the engine runs at that moment, preparing the next candidate, must not die of it."""
+    import os
+    import sys
+
+    from engine.store.workspace import safe_repo
+
+    git.Repo.init(tmp_path)
+    repo = safe_repo(tmp_path)
+    child_session = repo.git.execute([sys.executable, "-c", "import os; print(os.getsid(0))"])
+    assert int(child_session) != os.getsid(0)
+    done = run_git(tmp_path, "rev-parse", "--git-dir")  # the plain runner too
+    assert done.returncode == 0

@@ -26,14 +26,13 @@ import threading
 import time
 from pathlib import Path
 
-import git
-
 from engine.agent import ledger_guard
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext, ProposerError
 from engine.agent.llm import system_prompt, working_memory
 from engine.agent.scripted import ScriptedProposer
 from engine.agent.tools import TARGETS, AgentWorkspace
 from engine.campaign.options import campaign_dir
+from engine.store.workspace import safe_repo
 
 ARGS_FILE = ".afr-args.json"
 GRACE_SECONDS = 3.0
@@ -219,7 +218,7 @@ class CommandProposer:
             args_path.unlink()
             if not isinstance(answer, dict):
                 raise ProposerError(f"{ARGS_FILE} must hold a JSON object", telemetry)
-        repo = git.Repo(tree)
+        repo = safe_repo(tree)
         repo.git.add(A=True)  # commits the agent made count too: compare with the parent
         entries = repo.git.diff("--cached", "--name-status", "--no-renames", "-z", parent).split("\0")
         edits: dict[str, str] = {}
@@ -254,7 +253,7 @@ class CommandProposer:
 
     @staticmethod
     def _outside_state(root: Path, tag: str) -> dict:
-        status = git.Repo(root).git.status("--porcelain=v1", "-z", "--untracked-files=all")
+        status = safe_repo(root).git.status("--porcelain=v1", "-z", "--untracked-files=all")
         return {"status": set(status.split("\0")) - {""}, "ledgers": ledger_guard.snapshot(campaign_dir(root, tag))}
 
     @staticmethod

@@ -16,7 +16,9 @@ from pathlib import Path
 import git
 
 from engine.agent.redaction import redact
+from engine.store.gitsafe import NO_EXTERNAL_DIFF
 from engine.store.ledger import Ledger
+from engine.store.workspace import safe_repo
 
 CANDIDATE_ID = re.compile(r"^c\d{3,}$")
 MAX_LOG_LINES = 200
@@ -86,7 +88,7 @@ class EvidenceReader:
         if not commit or commit == parent:
             return f"{candidate} changed no file (args only: {json.dumps(record.get('args') or {})})"
         try:
-            diff = git.Repo(self.root).git.diff(parent, commit, "--", ".", ":(exclude)results.tsv")
+            diff = safe_repo(self.root).git.diff(parent, commit, *NO_EXTERNAL_DIFF, "--", ".", ":(exclude)results.tsv")
         except git.GitCommandError as error:
             raise EvidenceToolError(f"the diff of {candidate} is not available: {error.stderr.strip()}") from None
         text = _scrub(diff)

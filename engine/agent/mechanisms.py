@@ -18,9 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
-
 from engine.profile import Profile, Scalar
+from engine.store.workspace import safe_repo
 
 
 class PatchError(ValueError):
@@ -178,7 +177,7 @@ def file_at(root: Path, commit: str | None, path: str) -> str:
     """A workspace file as it is at ``commit`` (the working tree's when None)."""
     if commit is None:
         return (Path(root) / path).read_text(encoding="utf-8")
-    return git.Repo(root).git.show(f"{commit}:{path}") + "\n"
+    return safe_repo(root).git.show(f"{commit}:{path}") + "\n"
 
 
 def edits_for(

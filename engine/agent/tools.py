@@ -19,6 +19,7 @@ from engine.agent.literature import search
 from engine.campaign.options import campaign_dir
 from engine.guard.validate import content_problem, path_problem, validate
 from engine.profile import Profile
+from engine.store.workspace import safe_repo
 
 TARGETS = ("scalar", "code", "architecture", "literature")
 
@@ -116,7 +117,7 @@ class AgentWorkspace:
             raise ValueError("the agent needs the campaign root and the parent commit")
         self.context = context
         self.profile: Profile = context.profile
-        self.repo = git.Repo(context.root)
+        self.repo = safe_repo(context.root)
         self.parent = context.parent
         self.edits: dict[str, str] = {}
         self.submitted: CandidateSpec | None = None

@@ -154,7 +154,10 @@ def check_models(
     boxed = wrap([sys.executable, "-c", probe], sandbox_spec or probe_spec(worktree, profile))
     command, env, cwd = boxed.argv, boxed.env, boxed.cwd
     try:
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        # Its own session: a Ctrl-C that asks the engine for a stop must not kill this check.
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, start_new_session=True
+        )
     except subprocess.TimeoutExpired:
         return dict.fromkeys(archs, f"building the model took over {timeout:.0f} s")
     lines = done.stdout.strip().splitlines()

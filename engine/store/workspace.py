@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 
 from engine.store.bundle import TEMPLATE_ENTRIES, bundle_root, is_workspace
-from engine.store.gitsafe import harden_gitpython
+from engine.store.gitsafe import SafeRepo, harden_gitpython
 from engine.store.redact import redact
 
 WORKSPACE_GITIGNORE = """\
@@ -85,7 +85,7 @@ def safe_repo(path: Path) -> git.Repo:
     """A GitPython repo whose every command runs without hooks, config-driven helpers or
     external diff drivers: candidate code can write into ``.git`` (a worktree's files point
     there), and nothing it plants may run in the engine's name."""
-    repo = git.Repo(path)
+    repo = SafeRepo(path)
     harden_gitpython(repo.git)
     return repo
 
