@@ -436,7 +436,8 @@ def test_the_verified_export_lands_on_a_worker_with_its_paths_and_the_step_count
     job_dir = tmp_path / "engine" / "run" / "export" / "heart"
     (job_dir / "app" / "config").mkdir(parents=True)
     script = f"{engine_root.resolve()}/tasks/fed_heart_disease/client.py"
-    config = {"executors": [{"executor": {"args": {"task_script_path": script, "task_script_args": "--lr 0.1"}}}]}
+    args = {"task_script_path": script, "task_script_args": f"--lr 0.1 --data_root {engine_root.resolve()}2/x"}
+    config = {"executors": [{"executor": {"args": args}}]}
     (job_dir / "app" / "config" / "config_fed_client.json").write_text(json.dumps(config))
     (job_dir / "meta.json").write_text(json.dumps({"name": "heart"}))
     launch = Launch(job_dir, tmp_path / "engine/run/nvflare/heart", [], {"PYTHONPATH": "/engine", "OMP_NUM_THREADS": "1"}, n_clients=4)
@@ -449,7 +450,10 @@ def test_the_verified_export_lands_on_a_worker_with_its_paths_and_the_step_count
         steps.close()
     exported = json.loads((landed.job_dir / "app/config/config_fed_client.json").read_text())
     args = exported["executors"][0]["executor"]["args"]
-    assert args == {"task_script_path": f"{worker_code.resolve()}/tasks/fed_heart_disease/client.py", "task_script_args": "--lr 0.1"}
+    assert args == {  # the worktree's path changed; a longer path that only starts like it did not
+        "task_script_path": f"{worker_code.resolve()}/tasks/fed_heart_disease/client.py",
+        "task_script_args": f"--lr 0.1 --data_root {engine_root.resolve()}2/x",
+    }
     assert json.loads((landed.job_dir / "meta.json").read_text()) == {"name": "heart"}
     assert landed.command[-6:] == ["-c", "site-1,site-2,site-3,site-4", "-n", "4", "-t", "4"]
     assert landed.command[4:7] == [str(landed.job_dir), "-w", str(tmp_path / "worker/run/nvflare/heart")]

@@ -17,6 +17,7 @@ rewritten to the worker's copy in the folder's JSON before the launch.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,11 +49,14 @@ def rewrite_root(job_dir: Path, engine_root: str, worker_root: Path) -> int:
     worker = str(Path(worker_root).resolve())
     if engine_root == worker:
         return 0
+    # The whole path only: followed by a separator, a quote or a space (never "/wt" inside "/wt2").
+    pattern = re.compile(re.escape(engine_root) + r'(?=[/"\s]|$)')
     changed = 0
     for path in sorted(job_dir.rglob("*.json")):
         text = path.read_text()
-        if engine_root in text:
-            path.write_text(text.replace(engine_root, worker))
+        rewritten = pattern.sub(lambda _: worker, text)
+        if rewritten != text:
+            path.write_text(rewritten)
             changed += 1
     return changed
 
