@@ -2,11 +2,14 @@
 
 The engine, ledgers, git and trusted evaluator stay where ``afr`` runs. A task carries what
 the job needs and nothing else: the candidate's code as a ``git archive`` of its worktree's
-commit (no shared filesystem is assumed) and the per-site data views afr exported. On the
-worker it runs ``run_job`` in the run sandbox (bubblewrap where the node has it; with
-``--die-with-parent``, so a killed worker takes its job with it) and sends back the run
-directory (result files, log, final model) as an archive. The engine unpacks it into the
-local run directory, where afr's evaluator scores the final model exactly as for a local run.
+commit (no shared filesystem is assumed), the per-site data views afr exported and, on the
+trusted path, the job folder afr exported and verified on the engine (never ``job.py``'s own
+run). On the worker it launches that folder with ``run_job`` in the run sandbox (bubblewrap
+where the node has it; with ``--die-with-parent``, so a killed worker takes its job with it)
+and afr's step counter, and sends back the run directory (result files, log, final model) as
+an archive with the step counts (``engine/run/remote_launch.py``). The engine unpacks it into
+the local run directory, where afr's evaluator scores the final model and the budget check
+reads the counts exactly as for a local run.
 
 A worker or node lost mid-run gives the run one more try; a second loss is a crash with the
 reason. Ray is imported only when this executor is built: afr runs without it.
@@ -207,7 +210,7 @@ def sweep_node(tokens: list[str]) -> int:
 class RayExecutor:
     """A callable with ``run_job``'s signature that runs the job as a Ray task."""
 
-    remote_executor = True  # engine/run/trusted.py: the job's sandbox is rebuilt on the worker
+    remote_executor = True  # engine/run/trusted.py: the launch and the step counter are rebuilt on the worker
 
     def __init__(self, address: str, cpus: float = 1.0, gpus: float = 0.0) -> None:
         import ray
