@@ -397,13 +397,13 @@ def test_ctrl_c_twice_aborts_the_remote_run_and_frees_the_cluster(cluster, tmp_p
     """Through the real CLI: the first Ctrl-C asks for a stop, the second aborts the running
     candidate: the engine exits, the candidate is recorded aborted, nothing is left on the cluster."""
     workspace = new_workspace(tmp_path)
+    console = tmp_path / "console.txt"  # a file, not a pipe: the engine never blocks on its output
     engine = subprocess.Popen(
         [sys.executable, "-m", "afr.cli", *smoke_run(cluster[0].address, 2)],
         cwd=workspace,
-        stdout=subprocess.PIPE,
+        stdout=console.open("w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        text=True,
     )
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -418,7 +418,8 @@ def test_ctrl_c_twice_aborts_the_remote_run_and_frees_the_cluster(cluster, tmp_p
     time.sleep(2)
     assert engine.poll() is None  # ...which goes on running
     engine.send_signal(signal.SIGINT)  # ...then abort it
-    output, _ = engine.communicate(timeout=120)
+    engine.wait(timeout=120)
+    output = console.read_text()
     assert engine.returncode == 130, output[-3000:]
     assert "afr: aborted" in output
     final = Ledger(workspace / ".afr" / "campaigns" / TAG).latest_candidates()
