@@ -74,7 +74,8 @@ class SlowProposer:
         self.name = inner.name
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
-        time.sleep(self.seconds)
+        if not context.baseline_due:  # as afr's LLM and agent proposers: the baseline needs no model call
+            time.sleep(self.seconds)
         return self.inner.propose(context)
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:

@@ -72,7 +72,8 @@ def control_arm(workspace, options, matched: list[str]) -> list[str]:
     for tag in matched:
         control = f"{tag}-control"
         if not (workspace / ".afr" / "campaigns" / control / "campaign.json").exists():
-            afr(workspace, "run", "--proposer", "scripted", "--match", tag, "--tag", control, "--headless")
+            width = ["--parallel", str(options.parallel)] if options.parallel else []  # as the arms it controls
+            afr(workspace, "run", "--proposer", "scripted", "--match", tag, "--tag", control, "--headless", *width)
         elif "finished" not in afr(workspace, "status", control, quiet=True).stdout:
             afr(workspace, "resume", control, "--headless")
         tags.append(control)

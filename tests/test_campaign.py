@@ -128,9 +128,37 @@ def test_code_change_becomes_a_commit_and_diff(workspace):
     diff = campaign.repo.diff(record["parent"], record["commit"])
     assert "pos_weight=torch.tensor(0.8)" in diff
     assert record["status"] == "keep"
-    assert git.Repo(workspace).commit(f"autoresearch/{TAG}~1").hexsha == record["commit"] or record[
-        "commit"
-    ] in git.Repo(workspace).git.rev_list(f"autoresearch/{TAG}")
+    assert record["commit"] in git.Repo(workspace).git.rev_list(f"autoresearch/{TAG}")
+    # c002 was prepared while the baseline ran, so the tip had moved on (the baseline's keep and
+    # checkpoint): the branch still carries exactly the code that scored.
+    tip_client = git.Repo(workspace).git.show(f"autoresearch/{TAG}:tasks/fed_heart_disease/client.py")
+    assert tip_client == edited.rstrip("\n")  # git show drops the final newline
+
+
+def test_a_keep_prepared_before_another_keep_lands_its_own_tree(workspace):
+    """Two code candidates from the same parent, both kept in turn (several slots): the branch ends
+    on the tree that scored last, with both commits in its history and the tip's results.tsv."""
+    from engine.store.workspace import CampaignRepo
+
+    repo = CampaignRepo(workspace, TAG)
+    base = repo.start()
+    path = "tasks/fed_heart_disease/client.py"
+    commits = {}
+    for cid, marker in (("c001", "# mechanism A"), ("c002", "# mechanism B")):
+        tree = repo.worktree_for(cid, base)
+        (tree / path).write_text((tree / path).read_text() + marker + "\n")
+        commits[cid] = repo.commit_candidate(tree, f"{cid}: {marker}")
+        repo.remove_worktree(cid)
+    ledger = workspace / "results.tsv"
+    ledger.write_text("commit\tscore\n")
+    repo.keep(commits["c001"], "keep c001")
+    repo.checkpoint(ledger, "results.tsv checkpoint: 1 rows")
+    tip = repo.keep(commits["c002"], "keep c002")
+    shown = git.Repo(workspace).git
+    assert shown.show(f"{tip}:{path}").endswith("# mechanism B") and "# mechanism A" not in shown.show(f"{tip}:{path}")
+    assert shown.show(f"{tip}:results.tsv") == "commit\tscore"
+    history = shown.rev_list(tip)
+    assert commits["c001"] in history and commits["c002"] in history and repo.head() == tip
 
 
 BAD = [
@@ -424,33 +452,48 @@ def test_the_next_proposal_is_prepared_while_a_candidate_runs(workspace):
     assert _order(events, EventType.CANDIDATE_VALIDATED, "c003") < _order(
         events, EventType.CANDIDATE_FINISHED, "c002"
     )
-    # One slot: the baseline runs alone, and nothing is proposed before it is reviewed.
-    assert _order(events, EventType.CANDIDATE_PROPOSED, "c002") > _order(
-        events, EventType.CANDIDATE_REVIEWED, "c001"
+    # Even the baseline's run overlaps the next proposal: c002 was ready before the baseline finished.
+    assert _order(events, EventType.CANDIDATE_VALIDATED, "c002") < _order(
+        events, EventType.CANDIDATE_FINISHED, "c001"
     )
 
 
-def test_with_two_slots_the_proposer_works_during_the_baseline_but_nothing_starts_before_it_is_scored(
-    workspace,
-):
+class BaselineLastRunner(FakeRunner):
+    """The baseline takes ``slow`` seconds, every other candidate ``fast``: they finish before it."""
+
+    def __init__(self, slow: float, fast: float) -> None:
+        super().__init__()
+        self.slow, self.fast = slow, fast
+
+    def __call__(self, root, profile, args, run_dir, **options):
+        self.delay = self.slow if run_dir.name == "c001" else self.fast
+        return super().__call__(root, profile, args, run_dir, **options)
+
+
+def test_with_three_slots_candidates_run_alongside_the_baseline_and_are_reviewed_after_it(workspace):
     class SlowProposer(ScriptedProposer):
         def propose(self, context):
             time.sleep(0.3)
             return super().propose(context)
 
-    campaign, events = make(workspace, FakeRunner(delay=1.0), SlowProposer(), max_candidates=5, parallel=2)
+    runner = BaselineLastRunner(slow=2.5, fast=0.2)
+    campaign, events = make(workspace, runner, SlowProposer(), max_candidates=5, parallel=3)
     campaign.start()
     rows = campaign.ledger.rows()
-    assert len(rows) == 5 and rows[0].target == "baseline"
-    baseline_reviewed = _order(events, EventType.CANDIDATE_REVIEWED, "c001")
-    # c002 was proposed and validated while the baseline ran (one per free slot: not c003)...
-    assert _order(events, EventType.CANDIDATE_VALIDATED, "c002") < _order(events, EventType.CANDIDATE_FINISHED, "c001")
-    assert _order(events, EventType.CANDIDATE_PROPOSED, "c003") > baseline_reviewed
-    # ...and started only once the baseline was scored, so every review compares with it.
+    # The proposer, asked again while the baseline runs, does not propose the baseline twice.
+    assert [r.target for r in rows].count("baseline") == 1 and len(rows) == 5
+    baseline_done = _order(events, EventType.CANDIDATE_FINISHED, "c001")
+    # The other slots did not wait for the baseline: c002 and c003 ran, and finished, before it.
+    for cid in ("c002", "c003"):
+        assert _order(events, EventType.CANDIDATE_STARTED, cid) < baseline_done
+        assert _order(events, EventType.CANDIDATE_FINISHED, cid) < baseline_done
+    # Reviewed only once the baseline was: every candidate is compared with it.
+    assert [r.artifacts for r in rows][:3] == ["runs/c001", "runs/c002", "runs/c003"]
+    assert rows[0].status == "keep" and rows[0].target == "baseline"
     assert all(
-        _order(events, EventType.CANDIDATE_STARTED, f"c00{i}") > baseline_reviewed for i in range(2, 6)
+        _order(events, EventType.CANDIDATE_REVIEWED, cid) > _order(events, EventType.CANDIDATE_REVIEWED, "c001")
+        for cid in ("c002", "c003", "c004", "c005")
     )
-    assert [r.artifacts for r in rows][0] == "runs/c001" and rows[0].status == "keep"
 
 
 def test_stop_with_a_prepared_candidate_records_it_as_not_run(workspace):

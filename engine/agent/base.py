@@ -44,6 +44,12 @@ class ProposalContext:
     # Approved candidates not yet reviewed (running, or waiting for a slot): {"id", "args", "description"}.
     in_flight: list[dict] = field(default_factory=list)
 
+    @property
+    def baseline_due(self) -> bool:
+        """Nothing recorded and nothing running: the next candidate is the baseline. With several
+        slots the proposer is asked again while the baseline runs, and must not repeat it."""
+        return not self.records and not self.in_flight
+
 
 @dataclass
 class LiteratureResult:

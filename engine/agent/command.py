@@ -101,7 +101,7 @@ class CommandProposer:
     # -- one proposal ----------------------------------------------------------------------------
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
-        if not context.records:  # the baseline is the profile as declared: no agent needed
+        if context.baseline_due:  # the baseline is the profile as declared: no agent needed
             return self._scripted.propose(context)
         if context.root is None or context.parent is None or context.tag is None:
             raise ProposerError("the command proposer needs the campaign's workspace")

@@ -78,7 +78,7 @@ def working_memory(context: ProposalContext) -> str:
     lines = [
         f"best: {best.score:.6f} ({best.description})"
         if best
-        else "best: none yet (propose the baseline first)",
+        else f"best: none yet ({'the baseline is running' if context.in_flight else 'propose the baseline first'})",
         f"best stack args: {json.dumps(context.best_args)}",
         "last rows (status, score, description):",
     ]
@@ -115,6 +115,9 @@ def working_memory(context: ProposalContext) -> str:
     lines.append(
         "watchdog: " + state.reason + ("; literature mode recommended" if state.recommend_literature else "")
     )
+    if context.in_flight:  # other slots' candidates: proposing one of them again wastes a run
+        running = [f"{c['id']}: {c['description'][:MEMORY_DESCRIPTION]}" for c in context.in_flight]
+        lines.append("running now, not yet scored (do not propose these again): " + "; ".join(running))
     if context.notes:
         lines.append("notes from the human: " + " | ".join(context.notes[-10:]))
     return "\n".join(lines)
@@ -301,7 +304,7 @@ class LLMProposer:
     # -- the agent loop ---------------------------------------------------------------------------
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
-        if not context.records:  # the baseline needs no model: it is the profile as declared
+        if context.baseline_due:  # the baseline needs no model: it is the profile as declared
             return self._scripted.propose(context)
         workspace = AgentWorkspace(context)
         telemetry = new_telemetry(self.model)

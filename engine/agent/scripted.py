@@ -84,7 +84,7 @@ class ScriptedProposer:
     def propose(self, context: ProposalContext) -> CandidateSpec:
         profile = context.profile
         tried = {config_key(profile, r.get("args") or {}) for r in [*context.records, *context.in_flight]}
-        if not context.records:
+        if context.baseline_due:
             return CandidateSpec(f"baseline: {profile.title or profile.name}", "baseline", {})
         for label, change in CALIBRATION:
             args = {k: v for k, v in change.items() if k in profile.mutable or k == "aggregator"}

@@ -192,7 +192,7 @@ class TPEProposer:
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
         profile = context.profile
-        if not context.records:
+        if context.baseline_due:
             return CandidateSpec(f"baseline: {profile.title or profile.name}", "baseline", {})
         archs, trainings = self._space(profile)
         tried = {

@@ -82,7 +82,7 @@ class Campaign:
         self.slots: Slots | None = None  # while run() runs
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
         self.confirmer = Confirmer(self)  # confirmation before keep ([review] confirm_seeds)
-        self.held: list[Candidate] = []  # approved during the baseline, started once it is scored
+        self.unreviewed: list[tuple[Candidate, RunResult]] = []  # finished before the baseline was scored
 
     # -- events and commands -----------------------------------------------------------------
 
@@ -212,11 +212,8 @@ class Campaign:
         """Keep every slot busy: propose while candidates run, review each as it finishes."""
         while True:
             self.review(slots.finished())
-            if not self.stop_requested:  # a stop drops held candidates below instead of starting them
-                self._release_held(slots)
             if self.stop_requested:
-                held, self.held = self.held, []
-                for candidate in held + slots.take_unstarted():
+                for candidate in slots.take_unstarted():
                     # A dropped confirmation run leaves its candidate unreviewed: a resume confirms it.
                     if isinstance(candidate, ConfirmRun):
                         self.confirmer.dropped(candidate)
@@ -258,35 +255,18 @@ class Campaign:
             candidate = self._prepare(spec, self.repo.head(), proposal_seconds=time.time() - asked)
             self._check_cost_cap()
             if candidate and approved(self, candidate):
-                self._submit(slots, candidate)
+                slots.submit(candidate)
+                self.in_flight[candidate.id] = candidate
 
     def _work_ahead_limit(self, slots: Slots) -> int:
-        """Approved-and-unreviewed candidates allowed at once: while the baseline runs, it and one
-        prepared for each other slot (a slow proposer works during the baseline; they start only
-        once it is scored, see _submit), then every slot plus one prepared ahead."""
-        if self.best_row() is None:  # no scored baseline yet (or it was aborted)
-            # A forced literature review comes first after the baseline: nothing proposed before it.
-            return 1 if self.literature.requested else slots.width
+        """Approved-and-unreviewed candidates allowed at once: every slot busy plus one prepared
+        ahead, so a slow proposer works while candidates run (the baseline's included)."""
+        if self.best_row() is None and self.literature.requested:
+            return 1  # a forced literature review comes first after the baseline: nothing before it
         return slots.width + 1
 
     def _may_start(self) -> bool:
         return not self.paused and not self.stop_requested
-
-    def _submit(self, slots: Slots, candidate: Candidate) -> None:
-        """To the slots, unless an unscored baseline is in flight: then held until it is reviewed,
-        since every later candidate is reviewed against it."""
-        held = {c.id for c in self.held}
-        if self.best_row() is None and any(cid not in held for cid in self.in_flight):
-            self.held.append(candidate)
-        else:
-            slots.submit(candidate)
-        self.in_flight[candidate.id] = candidate
-
-    def _release_held(self, slots: Slots) -> None:
-        if self.held and (self.best_row() is not None or len(self.in_flight) == len(self.held)):
-            for candidate in self.held:
-                slots.submit(candidate)
-            self.held = []
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -397,8 +377,13 @@ class Campaign:
         return run_candidate(self, candidate, slot)
 
     def review(self, finished: list[tuple[Candidate, RunResult]]) -> None:
-        """Each finished candidate against the best known at that moment (earlier ones included)."""
-        for candidate, result in finished:
+        """Each finished candidate against the best known at that moment (earlier ones included).
+        Until a baseline is scored, in proposal order: a candidate that ran alongside the baseline
+        and finished first waits for it, since it is compared with the baseline."""
+        self.unreviewed += finished
+        while ready := [item for item in self.unreviewed if self._reviewable(item[0])]:
+            self.unreviewed.remove(ready[0])
+            candidate, result = ready[0]
             if isinstance(candidate, ConfirmRun):
                 self.confirmer.finished(candidate, result)
                 continue
@@ -420,6 +405,10 @@ class Campaign:
             self._record(candidate, result, status)
             if status == "keep" or len(self.ledger.rows()) % CHECKPOINT_EVERY == 0:
                 self.checkpoint()
+
+    def _reviewable(self, candidate: Candidate | ConfirmRun) -> bool:
+        oldest = next(iter(self.in_flight), candidate.id)
+        return isinstance(candidate, ConfirmRun) or oldest == candidate.id or self.best_row() is not None
 
     def checkpoint(self) -> None:
         """Commit ``results.tsv`` onto the campaign branch (after keeps, periodically, and at the end)."""

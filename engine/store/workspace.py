@@ -157,15 +157,39 @@ class CampaignRepo:
         self.repo.git.worktree("prune")
 
     def keep(self, sha: str, message: str) -> str:
-        """Advance the branch to a kept candidate's commit, or add an empty commit for args-only ones."""
+        """Advance the branch to a kept candidate's recipe.
+
+        A descendant of the tip is a fast-forward, the tip itself (args only) an empty commit. A
+        candidate that branched before the tip moved (prepared while others ran, a human override)
+        gets a commit on the tip whose tree is the candidate's own, since that tree is what scored,
+        with the tip's results.tsv and the candidate's commit as a second parent (its history stays).
+        """
         tip = self.head()
         if sha != tip and self.repo.is_ancestor(tip, sha):
             self.repo.git.update_ref(f"refs/heads/{self.branch}", sha, tip)
             return sha
-        tree = self._tree(tip)
-        commit = self.repo.git.commit_tree(tree, "-p", tip, "-m", redact(message))
+        parents = ["-p", tip]
+        if not self.repo.is_ancestor(sha, tip):
+            parents += ["-p", sha]
+        tree = self._tree(tip) if sha == tip else self._tree_with_results(sha, tip)
+        commit = self.repo.git.commit_tree(tree, *parents, "-m", redact(message))
         self.repo.git.update_ref(f"refs/heads/{self.branch}", commit, tip)
         return commit
+
+    def _tree_with_results(self, sha: str, tip: str) -> str:
+        """``sha``'s tree with ``tip``'s results.tsv (the ledger moves on; the recipe is ``sha``'s)."""
+        index = self.root / ".afr" / "campaigns" / self.tag / "keep.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        git_ = self.repo.git
+        git_.read_tree(sha, env=env)
+        try:
+            blob = git_.rev_parse(f"{tip}:results.tsv")
+            git_.update_index("--add", "--cacheinfo", f"100644,{blob},results.tsv", env=env)
+        except git.GitCommandError:  # no ledger committed yet
+            pass
+        tree = git_.write_tree(env=env)
+        index.unlink(missing_ok=True)
+        return tree
 
     def archive(self, candidate_id: str, sha: str) -> None:
         """Keep a discarded candidate's commit reachable for provenance."""
