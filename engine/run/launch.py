@@ -57,6 +57,7 @@ class Launch:
     env: dict[str, str] = field(default_factory=dict)
     export_seconds: float = 0.0
     verify_seconds: float = 0.0
+    n_clients: int = 0  # the simulator's sites (a remote executor rebuilds the command on its worker)
 
     def write_result(self, result_file: Path) -> None:
         """What ``jobs.run`` wrote after a normal exit: where the result is (no job.py ran to write it)."""
@@ -205,4 +206,5 @@ def prepare_launch(
         env=launch_env(profile, root, lean),
         export_seconds=exported - started,
         verify_seconds=time.monotonic() - exported,
+        n_clients=expected.n_clients,
     )

@@ -2,11 +2,14 @@
 
 The engine, ledgers, git and trusted evaluator stay where ``afr`` runs. A task carries what
 the job needs and nothing else: the candidate's code as a ``git archive`` of its worktree's
-commit (no shared filesystem is assumed) and the per-site data views afr exported. On the
-worker it runs ``run_job`` in the run sandbox (bubblewrap where the node has it; with
-``--die-with-parent``, so a killed worker takes its job with it) and sends back the run
-directory (result files, log, final model) as an archive. The engine unpacks it into the
-local run directory, where afr's evaluator scores the final model exactly as for a local run.
+commit (no shared filesystem is assumed), the per-site data views afr exported and, on the
+trusted path, the job folder afr exported and verified on the engine (never ``job.py``'s own
+run). On the worker it launches that folder with ``run_job`` in the run sandbox (bubblewrap
+where the node has it; with ``--die-with-parent``, so a killed worker takes its job with it)
+and afr's step counter, and sends back the run directory (result files, log, final model) as
+an archive with the step counts (``engine/run/remote_launch.py``). The engine unpacks it into
+the local run directory, where afr's evaluator scores the final model and the budget check
+reads the counts exactly as for a local run.
 
 A worker or node lost mid-run gives the run one more try; a second loss is a crash with the
 reason. Ray is imported only when this executor is built: afr runs without it.
@@ -31,6 +34,7 @@ from pathlib import Path
 
 from engine.profile import Profile, Scalar
 from engine.run.jobbox import VIEW_VAR, job_spec
+from engine.run.remote_launch import ShippedLaunch, counts_from, land_launch, ship_launch
 from engine.run.runner import CRASH_SCORE, RunResult, processes_of_run, run_job
 
 PLACED = "afr: running on Ray node"  # the log line saying where a remote run runs (the cockpit reads it)
@@ -60,6 +64,8 @@ class RemoteRun:
     options: dict  # run_job's keyword options that travel (env, smoke, seed, subset, timeouts, lean)
     token: str  # marks the job's processes on the worker (AFR_RUN_TOKEN)
     sandbox: str | None  # "none" when the engine asked for no sandbox, else None: the worker's best
+    launch: ShippedLaunch | None = None  # the trusted path: afr's verified export, launched on the worker
+    count_steps: bool = False  # the trusted path: afr's step counter in the job, its counts sent back
 
 
 @dataclass
@@ -68,6 +74,7 @@ class RemoteOutcome:
     run_dir: str
     archive: bytes  # tar.gz of the worker's run directory
     placement: dict = field(default_factory=dict)
+    steps: dict | None = None  # StepCounts.to_dict() of the worker's step log (trusted runs)
 
 
 def tar_bytes(folder: Path, compress: bool = False) -> bytes:
@@ -99,19 +106,35 @@ def run_on_worker(run: RemoteRun):
     import ray  # on a worker Ray is there by definition
 
     from engine.run.sandbox import detect_sandbox
+    from engine.run.stepcount import StepLog
 
     context = ray.get_runtime_context()
     gpus = [str(gpu) for gpu in ray.get_gpu_ids()]
     scratch = Path(tempfile.mkdtemp(prefix="afr-ray-"))
+    steps = None
     try:
         code, views, run_dir = scratch / "code", scratch / "views", scratch / "run"
         untar_bytes(run.code, code)
         sandbox = run.sandbox or detect_sandbox()
-        spec = None
-        if run.views is not None:
-            untar_bytes(run.views, views)
-            spec = job_spec(code, run_dir, views, run.profile.surface.protected, {})
         run_dir.mkdir()
+        if run.count_steps:
+            steps = StepLog(scratch / "steps")  # the FIFO lives outside every folder the sandbox mounts
+        launch = None
+        if run.launch is not None:
+            launch = land_launch(run.launch, scratch / "job", code, run_dir, steps, untar_bytes)
+        spec = None
+        if run.views is not None or launch is not None:
+            if run.views is not None:
+                untar_bytes(run.views, views)
+            spec = job_spec(
+                code,
+                run_dir,
+                views if run.views is not None else None,
+                run.profile.surface.protected,
+                steps.env if steps is not None else {},
+            )
+            mounts = (*(steps.mounts if steps is not None else ()), *((launch.job_dir,) if launch else ()))
+            spec = replace(spec, readonly=(*spec.readonly, *mounts))  # the verified job: read-only
         placement = {
             "executor": "ray",
             "node_id": context.get_node_id(),
@@ -120,6 +143,8 @@ def run_on_worker(run: RemoteRun):
             "gpus": gpus,
             "worker_pid": os.getpid(),
             "sandbox": sandbox if spec is not None else "none",
+            "launched_by": "afr" if launch is not None else "job.py",
+            "started": time.time(),  # wall clock, while the task holds its CPUs (overlap => other CPUs)
         }
         yield ("placement", placement)
         lines: queue.Queue[str] = queue.Queue()
@@ -138,6 +163,7 @@ def run_on_worker(run: RemoteRun):
                         sandbox_spec=spec,
                         sandbox=sandbox,
                         token=run.token,
+                        launch=launch,
                         **run.options,
                     )
                 )
@@ -157,8 +183,14 @@ def run_on_worker(run: RemoteRun):
                 yield ("lines", batch)
         if isinstance(done[0], BaseException):
             raise done[0]
-        yield ("outcome", RemoteOutcome(done[0].to_dict(), str(run_dir), tar_bytes(run_dir, compress=True), placement))
+        counted = steps.close().to_dict() if steps is not None else None  # every process of the job has ended
+        steps = None
+        placement["finished"] = time.time()
+        archive = tar_bytes(run_dir, compress=True)
+        yield ("outcome", RemoteOutcome(done[0].to_dict(), str(run_dir), archive, placement, counted))
     finally:
+        if steps is not None:
+            steps.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -178,7 +210,7 @@ def sweep_node(tokens: list[str]) -> int:
 class RayExecutor:
     """A callable with ``run_job``'s signature that runs the job as a Ray task."""
 
-    remote_executor = True  # engine/run/trusted.py: the job's sandbox is rebuilt on the worker
+    remote_executor = True  # engine/run/trusted.py: the launch and the step counter are rebuilt on the worker
 
     def __init__(self, address: str, cpus: float = 1.0, gpus: float = 0.0) -> None:
         import ray
@@ -235,6 +267,8 @@ class RayExecutor:
         sandbox: str | None = None,
         gpu: str | None = None,  # the local slot's GPU: on a cluster, Ray assigns GPUs
         token: str | None = None,
+        launch=None,  # engine.run.launch.Launch: verified here, launched on the worker
+        step_log=None,  # engine.run.stepcount.StepLog: the worker's counts are added to it
         **options,
     ) -> RunResult:
         run_dir = Path(run_dir)
@@ -251,6 +285,8 @@ class RayExecutor:
             options,
             token,
             "none" if sandbox == "none" else None,
+            None if launch is None else ship_launch(launch, Path(root), tar_bytes),
+            step_log is not None,
         )
         if on_start is not None:
             on_start(token)  # the journal holds it: a resumed engine sweeps the cluster for it
@@ -260,6 +296,9 @@ class RayExecutor:
             outcome, error = self._submit_and_wait(run, profile, on_line)
             if outcome is not None:
                 result = self._landed(outcome, run_dir, attempt, errors)
+                counted = counts_from(outcome.steps)
+                if step_log is not None and counted is not None:
+                    step_log.add(counted)  # the budget check then sees the worker's counts (trusted.py)
                 # Submission to unpacked result, against the job's own time: what Ray adds to a run.
                 result.placement["executor_seconds"] = round(time.monotonic() - started, 3)
                 return result

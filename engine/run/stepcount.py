@@ -138,6 +138,7 @@ class StepLog:
         self._stop_read, self._stop = os.pipe()  # not the FIFO: a job cannot write "stop" into it
         self._latest: dict[tuple[str, str, str], int] = {}  # (pid, site, round) -> running count
         self._tampered: list[str] = []
+        self._added: list[StepCounts] = []  # counted elsewhere (a remote executor's worker)
         self._thread = threading.Thread(target=self._drain, name="afr-step-log", daemon=True)
         self._thread.start()
 
@@ -174,6 +175,10 @@ class StepLog:
         elif len(parts) == 4 and parts[0] == "T" and len(self._tampered) < 20:
             self._tampered.append(f"{parts[2]}: {parts[3]}")
 
+    def add(self, counts: StepCounts) -> None:
+        """Counts of this run's job taken on another machine (a Ray worker's own step log)."""
+        self._added.append(counts)
+
     def close(self) -> StepCounts:
         os.write(self._stop, b"x")
         self._thread.join(timeout=10)
@@ -184,5 +189,12 @@ class StepLog:
         for (_, site, label), steps in sorted(self._latest.items()):
             per_site = counts.steps.setdefault(site, {})
             per_site[label] = per_site.get(label, 0) + steps  # processes add up; lines of one process do not
-        counts.tampered = sorted(set(self._tampered))
+        tampered = list(self._tampered)
+        for added in self._added:
+            for site, rounds in added.steps.items():
+                per_site = counts.steps.setdefault(site, {})
+                for label, steps in rounds.items():
+                    per_site[label] = per_site.get(label, 0) + int(steps)
+            tampered += added.tampered
+        counts.tampered = sorted(set(tampered))
         return counts

@@ -178,16 +178,16 @@ def run_trusted(
         model.close()
         steps.close()
         raise
-    # A remote executor (Ray) rebuilds the job's sandbox on its worker: the afr-launched job and the
-    # step counter's FIFO do not travel yet, so there the verified job.py runs itself (as on POC)
-    # and the step counts are not checked; the record says so (README, Ray section).
-    remote = getattr(getattr(run_fn, "__self__", None), "remote_executor", False)
-    if options.get("env", "sim") == "sim" and not remote:
+    if options.get("env", "sim") == "sim":
         spec = replace(spec, readonly=(*spec.readonly, launch.job_dir))  # verified: read-only from here on
         # The step counter's sitecustomize first, then the worktree the launched job imports from.
         paths = [steps.env.get("PYTHONPATH"), launch.env.get("PYTHONPATH")]
         launch.env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
         options["launch"] = launch
+    # A remote executor (Ray) ships the verified folder and launches it on its worker with the step
+    # counter there; the worker's counts come back into this step log (engine/run/remote_launch.py).
+    if getattr(getattr(run_fn, "__self__", None), "remote_executor", False):
+        options["step_log"] = steps
     try:
         result = (run_fn or run_job)(
             root, profile, args, run_dir, subset=subset, sandbox_spec=spec, sandbox=trusted.sandbox, **options
@@ -222,9 +222,7 @@ def run_trusted(
         "steps": counts.to_dict(),
     }
     train_sizes = {site: int(c.get("train", 0)) for site, c in data.counts.items()}
-    declared = None if remote else declared_work(profile, args, bool(options.get("smoke")), train_sizes)
-    if remote:
-        facts["steps"] = "not counted on a remote executor's worker"
+    declared = declared_work(profile, args, bool(options.get("smoke")), train_sizes)
     over_budget = budget_problem(counts, declared) if declared is not None else ""
     if over_budget:
         return replace(result, status="crash", score=CRASH_SCORE, error=over_budget, evaluator=facts)
