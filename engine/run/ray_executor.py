@@ -23,7 +23,6 @@ import os
 import queue
 import shutil
 import socket
-import subprocess
 import tarfile
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from engine.profile import Profile, Scalar
 from engine.run.jobbox import VIEW_VAR, job_spec
 from engine.run.remote_launch import ShippedLaunch, counts_from, land_launch, ship_launch
 from engine.run.runner import CRASH_SCORE, RunResult, processes_of_run, run_job
+from engine.store.gitsafe import run_git
 
 PLACED = "afr: running on Ray node"  # the log line saying where a remote run runs (the cockpit reads it)
 
@@ -94,7 +94,7 @@ def commit_archive(worktree: Path) -> bytes:
     """The worktree's code as committed; tracked edits not yet committed travel too (``git stash create``)."""
 
     def git(*argv: str) -> bytes:
-        return subprocess.run(["git", "-C", str(worktree), *argv], capture_output=True, check=True).stdout
+        return run_git(worktree, *argv).stdout  # hardened (no hooks or helpers), in its own session
 
     tree = git("stash", "create").decode().strip() or "HEAD"
     return git("archive", "--format=tar", tree)
