@@ -404,15 +404,15 @@ def test_symlink_and_changed_protected_file_fail_the_guard(workspace):
     )
 
 
-class SlowFirstRunner(FakeRunner):
-    """The first candidate after the baseline takes ``slow`` seconds, every other one ``fast``."""
+class SlowOneRunner(FakeRunner):
+    """Candidate ``slow_id`` takes ``slow`` seconds, every other one ``fast``."""
 
-    def __init__(self, slow: float, fast: float) -> None:
+    def __init__(self, slow: float, fast: float, slow_id: str = "c002") -> None:
         super().__init__()
-        self.slow, self.fast = slow, fast
+        self.slow, self.fast, self.slow_id = slow, fast, slow_id
 
     def __call__(self, root, profile, args, run_dir, **options):
-        self.delay = self.slow if run_dir.name == "c002" else self.fast
+        self.delay = self.slow if run_dir.name == self.slow_id else self.fast
         return super().__call__(root, profile, args, run_dir, **options)
 
 
@@ -421,7 +421,7 @@ def _order(events, type_, cid):
 
 
 def test_a_freed_slot_takes_the_next_candidate_while_a_slow_one_runs(workspace):
-    campaign, events = make(workspace, SlowFirstRunner(slow=3.0, fast=0.05), max_candidates=6, parallel=2)
+    campaign, events = make(workspace, SlowOneRunner(slow=3.0, fast=0.05), max_candidates=6, parallel=2)
     campaign.start()
     rows = campaign.ledger.rows()
     assert len(rows) == 6 and rows[0].target == "baseline"
@@ -458,25 +458,13 @@ def test_the_next_proposal_is_prepared_while_a_candidate_runs(workspace):
     )
 
 
-class BaselineLastRunner(FakeRunner):
-    """The baseline takes ``slow`` seconds, every other candidate ``fast``: they finish before it."""
-
-    def __init__(self, slow: float, fast: float) -> None:
-        super().__init__()
-        self.slow, self.fast = slow, fast
-
-    def __call__(self, root, profile, args, run_dir, **options):
-        self.delay = self.slow if run_dir.name == "c001" else self.fast
-        return super().__call__(root, profile, args, run_dir, **options)
-
-
 def test_with_three_slots_candidates_run_alongside_the_baseline_and_are_reviewed_after_it(workspace):
     class SlowProposer(ScriptedProposer):
         def propose(self, context):
             time.sleep(0.3)
             return super().propose(context)
 
-    runner = BaselineLastRunner(slow=2.5, fast=0.2)
+    runner = SlowOneRunner(slow=2.5, fast=0.2, slow_id="c001")  # the others finish before the baseline
     campaign, events = make(workspace, runner, SlowProposer(), max_candidates=5, parallel=3)
     campaign.start()
     rows = campaign.ledger.rows()

@@ -104,19 +104,23 @@ def test_timeout_kills_the_whole_job(root, tmp_path):
     assert leftover_processes(str(tmp_path)) == []
 
 
-def test_a_silent_job_is_stopped_as_stalled(root, tmp_path):
-    """A job that stops printing (NVFlare waiting for a worker that never connected) is cut short."""
+def run_heart_job_script(root, tmp_path, source: str, **options):
+    """Heart's task with ``source`` as its job.py, run (untrusted path) by the runner."""
     import shutil
 
     workspace = tmp_path / "ws"
     shutil.copytree(root / "tasks", workspace / "tasks")
-    job = workspace / "tasks" / "fed_heart_disease" / "job.py"
-    job.write_text(
+    (workspace / "tasks" / "fed_heart_disease" / "job.py").write_text(source)
+    return run_job(workspace, load_profile(root, "fed_heart_disease"), {}, tmp_path / "run", **options)
+
+
+def test_a_silent_job_is_stopped_as_stalled(root, tmp_path):
+    """A job that stops printing (NVFlare waiting for a worker that never connected) is cut short."""
+    job = (
         "import subprocess, sys, time\nprint('starting', flush=True)\n"
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\ntime.sleep(120)\n"
     )
-    profile = load_profile(root, "fed_heart_disease")
-    result = run_job(workspace, profile, {}, tmp_path / "run", stall_seconds=3)
+    result = run_heart_job_script(root, tmp_path, job, stall_seconds=3)
     assert result.status == "stalled" and result.error == "no output for 3 s: the NVFlare job stalled"
     assert result.runtime_seconds < 30
     assert leftover_processes("time.sleep(120)") == []
@@ -125,17 +129,11 @@ def test_a_silent_job_is_stopped_as_stalled(root, tmp_path):
 def test_nvflare_s_port_race_is_a_stall_at_once(root, tmp_path):
     """A simulator worker whose port another worker took: NVFlare would wait minutes on a client
     that never connects; the runner stops the job at once and the campaign runs it once more."""
-    import shutil
-
-    workspace = tmp_path / "ws"
-    shutil.copytree(root / "tasks", workspace / "tasks")
-    job = workspace / "tasks" / "fed_heart_disease" / "job.py"
-    job.write_text(
+    job = (
         "import time\nprint('ERROR - Execute exception: OSError: [Errno 98] Address already in use', flush=True)\n"
         "while True:\n    print('waiting for the child process', flush=True)\n    time.sleep(0.5)\n"
     )
-    profile = load_profile(root, "fed_heart_disease")
-    result = run_job(workspace, profile, {}, tmp_path / "run", stall_seconds=60)
+    result = run_heart_job_script(root, tmp_path, job, stall_seconds=60)
     assert result.status == "stalled" and "NVFlare's port race" in result.error
     assert result.runtime_seconds < 20
     assert leftover_processes(str(tmp_path / "run")) == []
