@@ -445,7 +445,8 @@ def test_the_next_proposal_is_prepared_while_a_candidate_runs(workspace):
             time.sleep(0.2)
             return super().propose(context)
 
-    campaign, events = make(workspace, FakeRunner(delay=0.6), SlowProposer(), max_candidates=4, parallel=1)
+    # Runs long enough that a loaded machine still validates the next proposal inside one.
+    campaign, events = make(workspace, FakeRunner(delay=2.0), SlowProposer(), max_candidates=4, parallel=1)
     campaign.start()
     assert len(campaign.ledger.rows()) == 4
     # One slot: c003 was proposed and validated while c002 ran, and started as soon as it finished.

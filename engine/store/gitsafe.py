@@ -14,8 +14,6 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-import git
-
 # `-c` settings that switch off every config-driven program git may start for the
 # commands afr uses (commit, worktree, diff, log, show, update-ref, cat-file, archive).
 SAFE_CONFIG = (
@@ -141,16 +139,3 @@ def harden_gitpython(git_cmd) -> None:
         if name in os.environ:
             git_cmd.update_environment(**{name: None})
 
-
-class ApartGit(git.Git):
-    """GitPython's git runner with each git in its own session. Ctrl-C in a terminal reaches its
-    whole foreground group: a git the engine runs while a candidate runs (preparing the next
-    one) would die of it and crash the engine, when the first Ctrl-C only asks for a stop."""
-
-    def execute(self, *args, **kwargs):
-        kwargs.setdefault("start_new_session", True)
-        return super().execute(*args, **kwargs)
-
-
-class SafeRepo(git.Repo):
-    GitCommandWrapperType = ApartGit

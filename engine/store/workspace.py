@@ -9,7 +9,7 @@ from pathlib import Path
 import git
 
 from engine.store.bundle import TEMPLATE_ENTRIES, bundle_root, is_workspace
-from engine.store.gitsafe import SafeRepo, harden_gitpython
+from engine.store.gitsafe import harden_gitpython
 from engine.store.redact import redact
 
 WORKSPACE_GITIGNORE = """\
@@ -79,6 +79,20 @@ def committed_hashes(root: Path, paths: list[str]) -> dict[str, str]:
         except git.GitCommandError:
             hashes[path] = "missing"
     return hashes
+
+
+class ApartGit(git.Git):
+    """GitPython's git runner with each git in its own session. Ctrl-C in a terminal reaches its
+    whole foreground group: a git the engine runs while a candidate runs (preparing the next
+    one) would die of it and crash the engine, when the first Ctrl-C only asks for a stop."""
+
+    def execute(self, *args, **kwargs):
+        kwargs.setdefault("start_new_session", True)
+        return super().execute(*args, **kwargs)
+
+
+class SafeRepo(git.Repo):
+    GitCommandWrapperType = ApartGit
 
 
 def safe_repo(path: Path) -> git.Repo:
