@@ -1,4 +1,4 @@
-"""Shared fixtures: the checkout as workspace, and an isolated data cache per session."""
+"""Shared fixtures: the checkout as workspace, an isolated data cache per session, the red-team campaign."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def root() -> Path:
     assert bundle_root() == ROOT
     import_root(ROOT)
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def redteam(tmp_path_factory):
+    """One red-team campaign (real NVFlare) shared by the three red-team modules: tests/redteam_campaign.py."""
+    from redteam_campaign import run_redteam
+
+    return run_redteam(tmp_path_factory.mktemp("redteam"))

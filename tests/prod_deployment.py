@@ -90,8 +90,12 @@ class LocalDeployment:
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         self.kits = self.root / "provisioned" / "afrprod" / "prod_00"
 
-    def start(self, site_data: dict[str, Path], timeout: float = 180.0) -> None:
-        """Start the server and every client from its kit; wait until all clients joined."""
+    def launch(self, site_data: dict[str, Path]) -> None:
+        """Start the server and every client from its kit, without waiting for them.
+
+        A site reads its data folder only when a job runs, so the folders may still be filled
+        while the participants start (``wait_joined`` then waits for them).
+        """
         hooks = self.root / "site-python"
         hooks.mkdir(exist_ok=True)
         (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -118,6 +122,9 @@ class LocalDeployment:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+
+    def wait_joined(self, timeout: float = 180.0) -> None:
+        """Wait until every client has joined the server."""
         deadline = time.monotonic() + timeout
         joined = f"Total clients: {self.sites}"
         while joined not in self.logs["localhost"].read_text(errors="replace"):

@@ -54,19 +54,21 @@ def export_site(workspace: Path, site: str, folder: Path) -> None:
 def prod(tmp_path_factory):
     """(workspace, deployment, afr's prod flags) with the campaign run; everything stopped at the end."""
     tmp = tmp_path_factory.mktemp("prod")
-    done = afr("init", str(tmp / "ws"), cwd=tmp)
-    assert done.returncode == 0, done.stderr
     workspace = tmp / "ws"
     deployment = LocalDeployment(tmp / "deployment")
     deployment.root.mkdir()
     deployment.provision()
     data = {site: tmp / "site-data" / site for site in SITES}
-    for site, folder in data.items():
-        export_site(workspace, site, folder)
     flags = ["--env", "prod", "--startup-kit", str(deployment.admin_kit), "--username", ADMIN]
     flags += ["--sites", ",".join(SITES)]
     try:
-        deployment.start(data)
+        # The server and clients start while the workspace and the sites' data folders are made.
+        deployment.launch(data)
+        done = afr("init", str(workspace), cwd=tmp)
+        assert done.returncode == 0, done.stderr
+        for site, folder in data.items():
+            export_site(workspace, site, folder)
+        deployment.wait_joined()
         run = afr(
             "run", "--profile", "fed_heart_disease", "--headless", "--smoke", "--no-confirm",
             "--max-candidates", "2", "--tag", TAG, *flags,

@@ -45,7 +45,7 @@ from engine.store.redact import redact
 
 SCORED_BY = "sites (prod)"
 EXPORT_TIMEOUT = 300.0
-POLL_SECONDS = 2.0
+POLL_SECONDS = 0.5  # a status query is one admin round trip; a job that ends waits for no more than this
 COMPONENT_ID, COMPONENT_PATH = SUBSET_COMPONENT_ID, SUBSET_COMPONENT_PATH
 CROSS_SITE_EVAL = "CrossSiteModelEval"
 
