@@ -276,7 +276,7 @@ class RedTeamProposer:
         self.scripted = ScriptedProposer()
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
-        if not context.records or (not self.agent_turns and not self.specs):
+        if context.baseline_due or (not self.agent_turns and not self.specs):
             return self.scripted.propose(context)
         if self.agent_turns:
             self.agent_turns -= 1

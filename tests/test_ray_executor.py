@@ -404,6 +404,8 @@ def test_ctrl_c_twice_aborts_the_remote_run_and_frees_the_cluster(cluster, tmp_p
         stdout=console.open("w"),
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        # A shell that starts jobs in the background (CI's) ignores SIGINT for them; a terminal does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -100,6 +100,10 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         assert "fed_heart_disease" in screen
         # still going: the baseline finishes while we watch, and c002 comes up for approval
         screen = attach.wait_for("c002 awaits your approval", timeout=300)
+        # c002 is prepared while the baseline runs: the baseline's row comes when it is scored.
+        deadline = time.time() + 300
+        while not Ledger(directory).rows() and time.time() < deadline:
+            time.sleep(0.5)
         assert Ledger(directory).rows()[0].status == "keep"
         attach.close()  # the terminal hangs up, as a dropped SSH connection does
         time.sleep(1.0)
