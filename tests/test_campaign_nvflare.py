@@ -13,6 +13,7 @@ from pathlib import Path
 import git
 import psutil
 import pytest
+from afr_cli import afr
 
 from engine.control.events import Event, EventType
 from engine.run.runner import processes_of_run
@@ -35,17 +36,6 @@ def smoke_run(candidates: int) -> list[str]:
         "--tag",
         TAG,
     ]
-
-
-def afr(*args, cwd, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "afr.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture

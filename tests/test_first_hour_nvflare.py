@@ -10,23 +10,13 @@ import sys
 import time
 
 import pytest
+from afr_cli import afr
 
 from engine.control.events import Event, EventType
 from engine.store.ledger import Ledger
 
 pytestmark = pytest.mark.nvflare
 TAG = "heart-abort-20261123"
-
-
-def afr(*args, cwd, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "afr.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def events(directory) -> list[Event]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from afr_cli import afr
 from prod_deployment import ADMIN, LocalDeployment
 
 from engine.profile import load_profile
@@ -31,17 +32,6 @@ from engine.store.ledger import Ledger
 pytestmark = [pytest.mark.nvflare, pytest.mark.prod]
 TAG = "prod-20261125"
 SITES = ("site-1", "site-2")
-
-
-def afr(*args, cwd, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "afr.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def export_site(workspace: Path, site: str, folder: Path) -> None:

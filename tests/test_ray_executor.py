@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from afr_cli import afr
 
 from afr_tui.model import CockpitModel, placement_text
 from afr_tui.widgets.detail import describe
@@ -60,17 +61,6 @@ if cid == "c004":
     answer = {{"description": {CHEAT!r}, "target": "code", "args": {{}}}}
 pathlib.Path(os.environ["AFR_ARGS_FILE"]).write_text(json.dumps(answer))
 """
-
-
-def afr(*args, cwd, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "afr.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def smoke_run(address: str, candidates: int, *extra: str) -> list[str]:
