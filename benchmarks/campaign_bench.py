@@ -13,6 +13,7 @@ import functools
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.agent.base import CandidateSpec, LiteratureResult, ProposalContext  # noqa: E402
+from engine.agent.llm import LLMProposer  # noqa: E402
 from engine.agent.scripted import ScriptedProposer  # noqa: E402
 from engine.campaign.loop import Campaign  # noqa: E402
 from engine.campaign.options import CampaignOptions  # noqa: E402
@@ -60,7 +62,9 @@ class SequenceProposer:
         self._literature = ScriptedProposer()
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
-        return copy.deepcopy(self.specs[context.proposed % len(self.specs)])
+        # Proposals made at once (a slow double's) each count the others still being made.
+        index = context.proposed + context.in_preparation
+        return copy.deepcopy(self.specs[index % len(self.specs)])
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
         return self._literature.literature(context, width)
@@ -68,17 +72,22 @@ class SequenceProposer:
 
 class SlowProposer:
     """A test double of an LLM's latency: the wrapped proposer, ``seconds`` slower per proposal.
-    Only the benchmarks construct it; no campaign option selects it."""
+    Like afr's LLM proposer, its calls may run at once (one per slot), unless ``concurrent`` is
+    False (a one-at-a-time proposer, as afr's external-agent proposer). Only the benchmarks
+    construct it; no campaign option selects it."""
 
-    def __init__(self, inner, seconds: float) -> None:
+    def __init__(self, inner, seconds: float, concurrent: bool = True) -> None:
         self.inner = inner
         self.seconds = seconds
         self.name = inner.name
+        self.concurrent_proposals = LLMProposer.concurrent_proposals if concurrent else 1
+        self._inner = threading.Lock()
 
     def propose(self, context: ProposalContext) -> CandidateSpec:
         if not context.baseline_due:  # as afr's LLM and agent proposers: the baseline needs no model call
             time.sleep(self.seconds)
-        return self.inner.propose(context)
+        with self._inner:
+            return self.inner.propose(context)
 
     def literature(self, context: ProposalContext, width: int) -> LiteratureResult:
         return self.inner.literature(context, width)

@@ -20,7 +20,7 @@ class FakeRunner:
         self,
         delay: float = 0.0,
         crash_when: dict | None = None,
-        stalls: int = 0,
+        stalls: int | set[int] = 0,
         crash_if: Callable[[dict], bool] | None = None,
         crash_log: str = "RuntimeError: boom\n",
         loss: bool | None = None,
@@ -31,7 +31,8 @@ class FakeRunner:
         # Loss-like scores (lower is better, 1 - the accuracy-like one); None: as the profile's direction.
         self.loss = loss
         self.crash_log = crash_log  # what a crashed run's job.log holds
-        self.stalls = stalls  # the first ``stalls`` calls report a stalled NVFlare job
+        # These calls (0-based; an int: the first that many) report a stalled NVFlare job.
+        self.stalls = set(range(stalls)) if isinstance(stalls, int) else set(stalls)
         self.delay = delay
         self.crash_when = crash_when or {}
         self.crash_if = crash_if or (lambda args: False)
@@ -44,8 +45,7 @@ class FakeRunner:
         run_dir.mkdir(parents=True, exist_ok=True)
         log = run_dir / "job.log"
         time.sleep(self.delay)
-        if self.stalls > 0:
-            self.stalls -= 1
+        if len(self.calls) - 1 in self.stalls:
             return RunResult("stalled", 0.0, {}, self.delay, str(log), None, None, [], "no output for 240 s")
         if any(args.get(k) == v for k, v in self.crash_when.items()) or self.crash_if(args):
             log.write_text(self.crash_log)

@@ -465,13 +465,13 @@ def test_literature_forced_before_the_baseline_waits_for_it(workspace):
 
 
 def test_a_stalled_job_is_run_once_more_then_a_second_stall_is_a_crash(workspace):
-    runner = FakeRunner(stalls=3)
+    runner = FakeRunner(stalls={0, 2, 3})  # the baseline stalls once, c002 twice
     campaign, events = make(workspace, runner, max_candidates=2)
     campaign.start()
     assert [call["run_dir"].name for call in runner.calls] == ["c001", "c001-retry", "c002", "c002-retry"]
     rows = campaign.ledger.rows()
-    assert rows[0].status == "crash"  # stalled twice
-    assert rows[1].status == "keep"  # stalled once, then the retry ran
+    assert rows[0].status == "keep"  # stalled once, then the retry ran
+    assert rows[1].status == "crash"  # stalled twice
     assert any(
         "running it once more" in e.data.get("line", "") for e in events if e.type is EventType.CANDIDATE_LOG
     )

@@ -3,6 +3,7 @@ alongside the baseline and are reviewed after it, a stop drops what never starte
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -109,3 +110,75 @@ def test_stop_with_a_prepared_candidate_records_it_as_not_run(workspace):
     assert [r["error"] for r in unrun] == ["not run: the campaign stopped first"]
     assert events[-1].type is EventType.STOPPED and events[-1].data["phase"] == "done"
     assert not list(campaign.repo.worktrees.glob("c*"))  # no worktree left behind
+
+
+class TimedProposer(ScriptedProposer):
+    """Takes ``seconds`` per proposal (not for the baseline, as afr's LLM proposer) and records
+    when each call started and ended; ``concurrent_proposals`` as declared."""
+
+    def __init__(self, seconds: float, concurrent: int = 1) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.concurrent_proposals = concurrent
+        self.calls: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+
+    def propose(self, context):
+        started = time.monotonic()
+        if not context.baseline_due:
+            time.sleep(self.seconds)
+        with self._lock:  # the scripted draw itself is not made for two threads
+            spec = super().propose(context)
+            self.calls.append((started, time.monotonic()))
+        return spec
+
+
+def most_at_once(calls: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in calls] + [(end, -1) for _, end in calls])
+    at_once = most = 0
+    for _, step in edges:
+        at_once += step
+        most = max(most, at_once)
+    return most
+
+
+def test_a_proposer_that_declares_independent_calls_proposes_for_every_slot_at_once(workspace):
+    proposer = TimedProposer(seconds=1.0, concurrent=16)
+    campaign, events = make(workspace, FakeRunner(delay=0.3), proposer, max_candidates=7, parallel=3)
+    campaign.start()
+    rows = campaign.ledger.rows()
+    assert len(rows) == 7 and [r.target for r in rows].count("baseline") == 1
+    # Calls overlapped, but never more than one per slot.
+    assert most_at_once(proposer.calls) == 3
+    # Every candidate is prepared once, under its own id and worktree, and none is left behind.
+    proposed = [e.data["id"] for e in events if e.type is EventType.CANDIDATE_PROPOSED]
+    assert proposed == [f"c00{i}" for i in range(1, 8)]
+    assert not list(campaign.repo.worktrees.glob("*"))
+
+
+def test_a_serial_proposer_is_asked_once_at_a_time_and_reviews_go_on_meanwhile(workspace):
+    proposer = TimedProposer(seconds=1.5)
+    campaign, events = make(workspace, FakeRunner(delay=0.1), proposer, max_candidates=3, parallel=2)
+    campaign.start()
+    assert len(campaign.ledger.rows()) == 3 and most_at_once(proposer.calls) == 1
+    # The baseline finished and was reviewed while c002's proposal was still being made: a slow
+    # proposer no longer holds up the review (nor a keep, nor a stop) of what finished meanwhile.
+    assert _order(events, EventType.CANDIDATE_REVIEWED, "c001") < _order(
+        events, EventType.CANDIDATE_PROPOSED, "c002"
+    )
+
+
+def test_stop_while_proposals_are_made_records_them_as_not_run(workspace):
+    proposer = TimedProposer(seconds=1.5, concurrent=16)
+    campaign, events = make(workspace, FakeRunner(delay=5.0), proposer, max_candidates=10, parallel=2)
+    thread = in_thread(campaign.start)
+    wait_for(events, lambda e: e.type is EventType.CANDIDATE_STARTED and e.data["id"] == "c001")
+    campaign.command(Command(CommandType.STOP))
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    records = Ledger(campaign.dir).latest_candidates()
+    # The proposals under way when the human stopped came back, and were recorded, not run.
+    assert {r["status"] for cid, r in records.items() if cid != "c001"} == {"rejected"}
+    assert len(records) >= 2
+    assert events[-1].type is EventType.STOPPED and events[-1].data["phase"] == "done"
+    assert not list(campaign.repo.worktrees.glob("*"))

@@ -43,12 +43,13 @@ class ProposalContext:
     trigger: str = ""  # why a literature cycle started (watchdog, the human, repeated crashes)
     # Approved candidates not yet reviewed (running, or waiting for a slot): {"id", "args", "description"}.
     in_flight: list[dict] = field(default_factory=list)
+    in_preparation: int = 0  # other proposals asked and not yet back (proposers that work concurrently)
 
     @property
     def baseline_due(self) -> bool:
-        """Nothing recorded and nothing running: the next candidate is the baseline. With several
-        slots the proposer is asked again while the baseline runs, and must not repeat it."""
-        return not self.records and not self.in_flight
+        """Nothing recorded, running or being proposed: the next candidate is the baseline. With
+        several slots the proposer is asked again while the baseline runs, and must not repeat it."""
+        return not self.records and not self.in_flight and not self.in_preparation
 
 
 @dataclass

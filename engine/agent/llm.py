@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -215,6 +216,10 @@ def parse_queries(text: str) -> list[str]:
 
 class LLMProposer:
     name = "llm"
+    # Each call works on its own draft (AgentWorkspace), so a campaign with several slots may have
+    # one call in flight per slot (engine/campaign/proposals.py): a 30 s model call then no longer
+    # starves slots whose candidates finish faster than slots x 30 s.
+    concurrent_proposals = 16
 
     def __init__(
         self,
@@ -242,6 +247,7 @@ class LLMProposer:
         self.max_completion_tokens = max_completion_tokens
         self.total_cost = 0.0
         self.total_tokens = 0
+        self._totals = threading.Lock()  # concurrent proposals add to the totals
         self._scripted = ScriptedProposer()
 
     # -- one completion, with retries and the fallback model -------------------------------------
@@ -299,8 +305,9 @@ class LLMProposer:
         telemetry["prompt_tokens"] += prompt
         telemetry["completion_tokens"] += completion
         telemetry["cost_usd"] += cost
-        self.total_tokens += prompt + completion
-        self.total_cost += cost
+        with self._totals:
+            self.total_tokens += prompt + completion
+            self.total_cost += cost
 
     # -- the agent loop ---------------------------------------------------------------------------
 

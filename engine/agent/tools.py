@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import uuid
 from pathlib import Path, PurePosixPath
 
 import git
@@ -213,7 +214,7 @@ class AgentWorkspace:
         from engine.store.workspace import CampaignRepo, changed_paths
 
         repo = CampaignRepo(Path(self.context.root), self.context.tag or "draft")
-        draft = f"draft-{self.context.proposed + 1:03d}"
+        draft = f"draft-{self.context.proposed + 1:03d}-{uuid.uuid4().hex[:8]}"  # calls may run at once
         tree = repo.worktree_for(draft, self.parent)
         try:
             for path, text in self.edits.items():

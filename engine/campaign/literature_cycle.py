@@ -8,7 +8,9 @@ they are, code-changing ones go back to the proposer with the card as its brief.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from engine.agent.base import CandidateSpec
@@ -104,20 +106,26 @@ class LiteratureCycle:
         taken = sum(1 for e in events[reviews[-1] + 1 :] if e.type is EventType.CANDIDATE_PROPOSED)
         self.queue = specs[taken:]
 
-    def next_spec(self) -> CandidateSpec:
-        """The next queued winner, implemented by the proposer when it changes code; else a fresh proposal."""
-        campaign = self.campaign
+    def next_call(self) -> Callable[[], CandidateSpec]:
+        """The next proposal, decided now on the campaign thread and made later on a proposal's
+        thread: the next queued winner (implemented by the proposer when it changes code), else a
+        fresh proposal from the campaign's state as it is now."""
+        proposer, context = self.campaign.proposer, self.campaign.context()
         if not self.queue:
-            return campaign.proposer.propose(campaign.context())
+            return partial(proposer.propose, context)
         selected = self.queue.pop(0)
         if not selected.directive:
-            return selected
-        # A code-changing proposal: the agent implements it, and the result keeps its citation.
-        spec = campaign.proposer.propose(replace(campaign.context(), directive=selected.directive))
-        cites = " ".join(
-            f"[src: {ref}]" for ref in selected.source_refs if f"[src: {ref}]" not in spec.description
-        )
-        spec.description = f"{spec.description} {cites}".strip()
-        spec.source_refs = list(dict.fromkeys([*spec.source_refs, *selected.source_refs]))
-        spec.target = "literature"
-        return spec
+            return lambda: selected
+
+        def implement() -> CandidateSpec:
+            # A code-changing proposal: the agent implements it, and the result keeps its citation.
+            spec = proposer.propose(replace(context, directive=selected.directive))
+            cites = " ".join(
+                f"[src: {ref}]" for ref in selected.source_refs if f"[src: {ref}]" not in spec.description
+            )
+            spec.description = f"{spec.description} {cites}".strip()
+            spec.source_refs = list(dict.fromkeys([*spec.source_refs, *selected.source_refs]))
+            spec.target = "literature"
+            return spec
+
+        return implement

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from engine.agent.base import CandidateSpec, ProposalContext, Proposer, ProposerError
+from engine.agent.base import CandidateSpec, ProposalContext, Proposer
 from engine.campaign.approval import approved
 from engine.campaign.candidate import Candidate
 from engine.campaign.confirm import Confirmer, ConfirmRun
@@ -23,6 +23,7 @@ from engine.campaign.envcheck import attach, moved, stop_on_environment_change
 from engine.campaign.execute import run_candidate
 from engine.campaign.literature_cycle import LiteratureCycle
 from engine.campaign.options import CampaignError, CampaignOptions, campaign_dir
+from engine.campaign.proposals import Proposal, Proposals, concurrency, spec_of
 from engine.campaign.records import best_summary, budget_label
 from engine.campaign.recovery import (
     baseline_to_rerun,
@@ -44,7 +45,6 @@ from engine.store.ledger import Ledger, ResultRow
 from engine.store.workspace import CampaignRepo, changed_paths
 
 CHECKPOINT_EVERY = 10
-MAX_PROPOSER_FAILURES = 3
 
 
 class Campaign:
@@ -84,8 +84,10 @@ class Campaign:
         self._subscribers: list[Callable[[Event], None]] = []
         self._cond = threading.Condition()
         self._started = time.time()
-        self._proposer_failures = 0  # consecutive; the campaign pauses at MAX_PROPOSER_FAILURES
+        self.proposer_failures = 0  # in a row; the campaign pauses at proposals.MAX_PROPOSER_FAILURES
         self.slots: Slots | None = None  # while run() runs
+        self.proposals: Proposals | None = None  # proposer calls in flight, while run() runs
+        self._wake = threading.Event()  # set when a slot finishes or a proposal comes back
         self.in_flight: dict[str, Candidate] = {}  # approved, not yet reviewed
         self.confirmer = Confirmer(self)  # confirmation before keep ([review] confirm_seeds)
         self.unreviewed: list[tuple[Candidate, RunResult]] = []  # finished before the baseline was scored
@@ -198,7 +200,7 @@ class Campaign:
     def run(self) -> None:
         # Check every architecture of the unchanged model.py once, up front, so args-only
         # candidates reuse the verdicts instead of starting an interpreter each.
-        self.slots = Slots(self.options.parallel, self._execute, self._may_start)
+        self.slots = Slots(self.options.parallel, self._execute, self._may_start, self._wake)
         attach(self)  # self.trusted (the trusted scoring path) and self.envcheck (the environment record)
         try:
             self.model_verdicts.update(check_models(self.root, self.profile, model_choices(self.profile)))
@@ -216,8 +218,11 @@ class Campaign:
 
     def _loop(self, slots: Slots) -> None:
         """Keep every slot busy: propose while candidates run, review each as it finishes."""
+        proposals = self.proposals = Proposals(concurrency(self.proposer, slots.width), self._wake)
         while True:
+            self._wake.clear()  # before draining: what arrives after it wakes the next wait
             self.review(slots.finished())
+            self._take(proposals.done(), slots)
             if self.stop_requested:
                 for candidate in slots.take_unstarted():
                     # A dropped confirmation run leaves its candidate unreviewed: a resume confirms it.
@@ -227,8 +232,8 @@ class Campaign:
                     self.in_flight.pop(candidate.id, None)
                     self.finalise(candidate, "rejected", error="not run: the campaign stopped first")
                     self.repo.remove_worktree(candidate.id)
-                if slots.in_flight:
-                    self.review(slots.finished(timeout=0.5))
+                if slots.in_flight or proposals.pending:  # a proposal still coming is recorded as not run
+                    self._wake.wait(timeout=0.5)
                     continue
                 self.checkpoint()
                 self.set_state("stopped")
@@ -240,36 +245,44 @@ class Campaign:
                 with self._cond:
                     self._cond.wait(timeout=0.5)
                 continue
-            reason = self._cap_reached(len(self.in_flight))
-            if reason and not slots.in_flight:
+            busy = len(self.in_flight) + proposals.pending
+            reason = self._cap_reached(busy)
+            if reason and not slots.in_flight and not proposals.pending:
                 self.checkpoint()
                 self.set_state("finished")
                 self.emit(EventType.FINISHED, reason=reason, best=self.best_row())
                 return
-            if reason or len(self.in_flight) >= self._work_ahead_limit(slots):
-                self.review(slots.finished(timeout=0.5))
+            if reason or busy >= self._work_ahead_limit(slots, proposals) or proposals.full:
+                self._wake.wait(timeout=0.5)
                 continue
             self.set_state("running")
-            self.literature.maybe_run()
+            if not proposals.pending:  # a review starts from a settled state, as its cards cite it
+                self.literature.maybe_run()
             self._check_cost_cap()
             if self.stop_requested or self.paused:
                 continue
             if stop_on_environment_change(self):
                 continue  # the stop path below ends it, with the check's reason
-            asked = time.time()
-            spec = self._propose()
-            candidate = self._prepare(spec, self.repo.head(), proposal_seconds=time.time() - asked)
+            rerun = baseline_to_rerun(self)
+            make = self.literature.next_call() if rerun is None else (lambda spec=rerun: spec)
+            proposals.ask(make, self.repo.head())
+
+    def _take(self, returned: list[Proposal], slots: Slots) -> None:
+        """Prepare what the proposer gave back (validate, commit), then approve and queue it."""
+        for proposal in returned:
+            candidate = self._prepare(spec_of(self, proposal), proposal.parent, proposal_seconds=proposal.seconds)
             self._check_cost_cap()
             if candidate and approved(self, candidate):
                 slots.submit(candidate)
                 self.in_flight[candidate.id] = candidate
 
-    def _work_ahead_limit(self, slots: Slots) -> int:
-        """Approved-and-unreviewed candidates allowed at once: every slot busy plus one prepared
-        ahead, so a slow proposer works while candidates run (the baseline's included)."""
+    def _work_ahead_limit(self, slots: Slots, proposals: Proposals) -> int:
+        """Approved-and-unreviewed candidates plus proposals in the making allowed at once: every
+        slot busy plus as many prepared ahead as the proposer makes at once (one for a serial
+        proposer), so a slow proposer works while candidates run (the baseline's included)."""
         if self.best_row() is None and self.literature.requested:
             return 1  # a forced literature review comes first after the baseline: nothing before it
-        return slots.width + 1
+        return slots.width + proposals.limit
 
     def _may_start(self) -> bool:
         return not self.paused and not self.stop_requested
@@ -307,23 +320,8 @@ class Campaign:
                 {"id": c.id, "args": dict(c.spec.args), "description": c.spec.description}
                 for c in list(self.in_flight.values())
             ],
+            in_preparation=self.proposals.pending if self.proposals else 0,
         )
-
-    def _propose(self) -> CandidateSpec:
-        """The next spec; a proposer failure becomes a spec the guard refuses, with the reason."""
-        try:
-            spec = baseline_to_rerun(self) or self.literature.next_spec()
-            self._proposer_failures = 0
-            return spec
-        except ProposerError as error:
-            self._proposer_failures += 1
-            lasting = error.kind in ("auth", "not found", "connection")  # waiting will not mend these
-            if lasting or self._proposer_failures >= MAX_PROPOSER_FAILURES:
-                times = f"{self._proposer_failures} time{'s' if self._proposer_failures > 1 else ''}"
-                self.command(Command(CommandType.PAUSE, note=f"the proposer failed {times}: {error}"))
-            return CandidateSpec(
-                f"(no proposal: {error})", "scalar", {}, proposer_error=str(error), telemetry=error.telemetry
-            )
 
     def _check_cost_cap(self) -> None:
         spent = float(getattr(self.proposer, "total_cost", 0.0) or 0.0)

@@ -22,8 +22,15 @@ Execute = Callable[["Candidate", int], RunResult]
 
 
 class Slots:
-    def __init__(self, width: int, execute: Execute, may_start: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        width: int,
+        execute: Execute,
+        may_start: Callable[[], bool],
+        wake: threading.Event | None = None,
+    ) -> None:
         self.width = max(1, width)
+        self._wake = wake  # set when a candidate finishes, so a waiting campaign reviews at once
         self._execute = execute
         self._may_start = may_start  # False while the campaign is paused or stopping
         self._ready: deque[Candidate] = deque()
@@ -109,3 +116,5 @@ class Slots:
                 self._finished.put((candidate, result))
                 self._running.pop(slot, None)
                 self._cond.notify_all()
+            if self._wake is not None:
+                self._wake.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
 from pathlib import Path
 
 import git
@@ -104,6 +105,11 @@ def safe_repo(path: Path) -> git.Repo:
     return repo
 
 
+# Worktrees are added and pruned from several threads (the campaign's, proposals' drafts): one at
+# a time, so a prune never meets a worktree half made.
+_WORKTREES = threading.RLock()
+
+
 class CampaignRepo:
     """The git side of one campaign: its branch, one worktree and commit per candidate.
 
@@ -140,7 +146,8 @@ class CampaignRepo:
         if path.exists():
             self.remove_worktree(candidate_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.repo.git.worktree("add", "--detach", "--force", str(path), parent)
+        with _WORKTREES:
+            self.repo.git.worktree("add", "--detach", "--force", str(path), parent)
         return path
 
     def changed_paths(self, worktree: Path) -> list[tuple[str, str]]:
@@ -166,9 +173,10 @@ class CampaignRepo:
 
     def remove_worktree(self, candidate_id: str) -> None:
         path = self.worktrees / candidate_id
-        if path.exists():
-            self.repo.git.worktree("remove", "--force", str(path))
-        self.repo.git.worktree("prune")
+        with _WORKTREES:
+            if path.exists():
+                self.repo.git.worktree("remove", "--force", str(path))
+            self.repo.git.worktree("prune")
 
     def keep(self, sha: str, message: str) -> str:
         """Advance the branch to a kept candidate's recipe.
