@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 WORKSPACE ?= workspace
 PROFILE ?= fed_heart_disease
+TEST_WORKERS ?= 3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.afr-installed
 
@@ -29,7 +30,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -35,3 +35,20 @@ def redteam(tmp_path_factory):
     from redteam_campaign import run_redteam
 
     return run_redteam(tmp_path_factory.mktemp("redteam"))
+
+
+# Modules that share the session's red-team campaign run on one xdist worker, so it runs once.
+SHARED_GROUPS = {
+    "test_trusted_redteam": "redteam",
+    "test_redteam_agent": "redteam",
+    "test_budget_redteam": "redteam",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N --dist loadgroup`` (``make test``), each module is one unit of work on
+    one worker: its module fixtures (a Ray cluster, a deployment, a shared job) are made once."""
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))

@@ -33,6 +33,7 @@ def smoke_run(candidates: int) -> list[str]:
         "--max-candidates",
         str(candidates),
         "--smoke",
+        "--no-confirm",  # confirmation runs are tests/test_confirm.py's subject, not these
         "--tag",
         TAG,
     ]

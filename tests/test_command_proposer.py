@@ -205,7 +205,7 @@ def test_afr_run_with_an_agent_command_runs_its_code_change_on_nvflare(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     done = subprocess.run(
         [sys.executable, "-m", "afr.cli", "run", "--workspace", str(root), "--tag", tag, "--agent-cmd", command,
-         "--max-candidates", "2", "--smoke", "--headless"],
+         "--max-candidates", "2", "--smoke", "--no-confirm", "--headless"],
         capture_output=True, text=True, env=env, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -213,7 +213,7 @@ def test_new_architecture_from_the_agent_validates_runs_on_nvflare_and_is_ledger
         },
     ]
     with ScriptedOpenAI(steps) as server:
-        campaign, _ = campaign_for(workspace, server, runner=run_job, max_candidates=2, smoke=True)
+        campaign, _ = campaign_for(workspace, server, runner=run_job, max_candidates=2, smoke=True, confirm=False)
         campaign.start()
     shown = [m["content"] for m in server.requests[3]["messages"] if m["role"] == "tool"]
     assert "valid: every check passed" in shown and any('+    "mlp8": lambda: _mlp(8),' in s for s in shown)

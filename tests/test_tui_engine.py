@@ -47,7 +47,7 @@ def records(campaign):
 @pytest.mark.nvflare
 async def test_every_control_on_a_real_campaign(workspace):
     profile = load_profile(workspace, "fed_heart_disease")
-    options = CampaignOptions(max_candidates=6, approval="manual", smoke=True)
+    options = CampaignOptions(max_candidates=6, approval="manual", smoke=True, confirm=False)
     campaign = Campaign(workspace, profile, "tui-real-20261122", options, ScriptedProposer())
     app = CockpitApp(LocalLink(campaign), sample_seconds=1.0)
     thread = threading.Thread(target=campaign.start, daemon=True)
