@@ -65,7 +65,7 @@ def in_thread(target):
     return thread
 
 
-def wait_for(events, predicate, timeout=20.0):
+def wait_for(events, predicate, timeout=120.0):  # generous: a loaded machine is slow to start
     deadline = time.time() + timeout
     while time.time() < deadline:
         for event in list(events):

@@ -96,8 +96,8 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         assert engine_alive(directory)  # the terminal's cockpit is gone, the engine is not
 
         attach = Terminal(f"{afr} attach", workspace)
-        screen = attach.wait_for(TAG)
-        assert "fed_heart_disease" in screen
+        screen = attach.wait_for("fed_heart_disease")  # the campaign's profile, once its record is read
+        assert TAG in screen
         # still going: the baseline finishes while we watch, and c002 comes up for approval
         screen = attach.wait_for("c002 awaits your approval", timeout=300)
         # c002 is prepared while the baseline runs: the baseline's row comes when it is scored.
