@@ -45,10 +45,23 @@ SHARED_GROUPS = {
 }
 
 
+HEAVY_MARKS = ("nvflare", "ray", "prod", "slow")  # a real job, cluster, deployment or model: long
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n N --dist loadgroup`` (``make test``), each module is one unit of work on
-    one worker: its module fixtures (a Ray cluster, a deployment, a shared job) are made once."""
+    one worker: its module fixtures (a Ray cluster, a deployment, a shared job) are made once.
+    Units with the most real runs go first (with ``--no-loadscope-reorder``, xdist hands them out
+    in this order), so the quick ones fill the workers' last minutes instead of a long one."""
+    groups: dict[str, str] = {}
     for item in items:
         module = item.module.__name__.rpartition(".")[2]
-        item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(module, module)))
+        groups[item.nodeid] = SHARED_GROUPS.get(module, module)
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    heavy: dict[str, int] = {}
+    for item in items:
+        if any(item.get_closest_marker(mark) for mark in HEAVY_MARKS):
+            heavy[groups[item.nodeid]] = heavy.get(groups[item.nodeid], 0) + 1
+    order = {item.nodeid: index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (-heavy.get(groups[item.nodeid], 0), order[item.nodeid]))

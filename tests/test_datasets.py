@@ -25,6 +25,7 @@ def test_leaf_user_sizes_match_the_leaf_paper():
     assert sizes.min() >= 5 and sizes.max() <= 1000
 
 
+@pytest.mark.slow
 def test_leaf_generation_is_deterministic_and_cached(tmp_path, monkeypatch):
     features, labels = leaf.generate()
     assert features[0].shape == (len(labels[0]), 60) and features[0].dtype == np.float32

@@ -55,6 +55,7 @@ def local_model(tmp_path_factory):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_one_campaign_step_with_a_real_local_model(local_model, tmp_path):
     from fakes import FakeRunner
 
