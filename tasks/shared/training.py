@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,8 +38,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_algorithms()
     torch.backends.cudnn.benchmark = False
+
+
+def deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)``, without the import of torch's
+    compiler (``torch._inductor``) that call makes only to set the compiler's own flag: no task
+    compiles its model, and that import costs each site process about a second and a half of CPU
+    per candidate. The flag every torch op reads is the same one."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:
