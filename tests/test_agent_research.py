@@ -69,7 +69,7 @@ def test_the_agent_reads_a_crash_log_and_cites_what_it_searched(tmp_path):
     ]
     profile = load_profile(root, "fed_heart_disease")
     with ScriptedOpenAI(steps) as server:
-        proposer = LLMProposer("openai/scripted-model", api_base=server.base_url, timeout=5, retries=1)
+        proposer = LLMProposer("openai/scripted-model", api_base=server.base_url, timeout=30, retries=1)
         runner = FakeRunner(crash_when={"lr": 0.5}, crash_log=CRASH_LOG)
         campaign = Campaign(
             root, profile, TAG, CampaignOptions(proposer="llm", max_candidates=6), proposer, run_fn=runner

@@ -104,7 +104,7 @@ def test_a_forced_review_online_lists_queries_papers_sources_and_selection(works
     profile = load_profile(workspace, "fed_heart_disease")
     with LiteratureServer() as papers, ScriptedOpenAI(steps) as model:
         online(monkeypatch, papers)
-        proposer = LLMProposer("openai/scripted-model", api_base=model.base_url, timeout=5, retries=1)
+        proposer = LLMProposer("openai/scripted-model", api_base=model.base_url, timeout=30, retries=1)
         options = CampaignOptions(proposer="llm", max_candidates=2)
         campaign = Campaign(workspace, profile, "lit-20261125", options, proposer, run_fn=FakeRunner())
         campaign.literature.requested = True

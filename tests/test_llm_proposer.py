@@ -31,12 +31,14 @@ def workspace(tmp_path, monkeypatch):
     return root
 
 
-def campaign_for(workspace, server, runner=None, model="openai/scripted-model", **options):
+def campaign_for(workspace, server, runner=None, model="openai/scripted-model", timeout=30.0, **options):
     profile = load_profile(workspace, "fed_heart_disease")
+    # The local server answers at once; a short timeout would fail honest calls on a loaded
+    # machine, and three failures in a row pause the campaign (campaign.start() would wait).
     proposer = LLMProposer(
         model,
         api_base=server.base_url,
-        timeout=2,
+        timeout=timeout,
         retries=2,
         backoff=0.01,
         tool_calling=options.pop("tool_calling", True),
@@ -120,13 +122,13 @@ def test_bad_model_output_and_provider_failures_never_crash(workspace):
         {"tool_calls": [tool_call("edit_file", "{not json")]},
         {"tool_calls": [tool_call("rm_rf", {"path": "/"})]},
         {"text": "I think we should lower the learning rate."},  # no tool call at all
-        {"sleep": 3},  # over the 2 s timeout: retried
+        {"sleep": 16},  # over the 8 s timeout: retried
         {"raw": "this is not json"},  # a broken body: retried
         {"tool_calls": [tool_call("submit_candidate", {"description": "", "target": "scalar", "args": {}})]},
         {"tool_calls": [submit("lr 0.003", {"lr": 0.003})]},
     ]
     with ScriptedOpenAI(steps) as server:
-        campaign, events = campaign_for(workspace, server, max_candidates=2)
+        campaign, events = campaign_for(workspace, server, max_candidates=2, timeout=8.0)
         campaign.start()
     results = [m["content"] for m in server.requests[-1]["messages"] if m["role"] in ("tool", "user")]
     assert any(r.startswith("error: arguments are not valid JSON") for r in results)
