@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.agent.base import CandidateSpec, ProposerError
+from engine.campaign.slots import drain
 from engine.control.events import Command, CommandType
 
 if TYPE_CHECKING:
@@ -84,13 +85,7 @@ class Proposals:
 
     def done(self, timeout: float = 0.0) -> list[Proposal]:
         """The proposals that came back, in the order they did, waiting up to ``timeout`` for one."""
-        back = []
-        try:
-            back.append(self._done.get(timeout=timeout) if timeout > 0 else self._done.get_nowait())
-            while True:
-                back.append(self._done.get_nowait())
-        except queue.Empty:
-            pass
+        back = drain(self._done, timeout)
         with self._lock:
             self._pending -= len(back)
         return back

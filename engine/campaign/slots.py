@@ -11,7 +11,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.run.runner import CRASH_SCORE, RunResult
 
@@ -19,6 +19,19 @@ if TYPE_CHECKING:
     from engine.campaign.candidate import Candidate
 
 Execute = Callable[["Candidate", int], RunResult]
+T = TypeVar("T")
+
+
+def drain(source: queue.Queue[T], timeout: float = 0.0) -> list[T]:
+    """Everything in ``source``, in order, waiting up to ``timeout`` for the first item."""
+    items = []
+    try:
+        items.append(source.get(timeout=timeout) if timeout > 0 else source.get_nowait())
+        while True:
+            items.append(source.get_nowait())
+    except queue.Empty:
+        pass
+    return items
 
 
 class Slots:
@@ -69,14 +82,7 @@ class Slots:
 
     def finished(self, timeout: float = 0.0) -> list[tuple[Candidate, RunResult]]:
         """What the slots have finished, waiting up to ``timeout`` for the first one."""
-        done = []
-        try:
-            done.append(self._finished.get(timeout=timeout) if timeout > 0 else self._finished.get_nowait())
-            while True:
-                done.append(self._finished.get_nowait())
-        except queue.Empty:
-            pass
-        return done
+        return drain(self._finished, timeout)
 
     def take_unstarted(self) -> list[Candidate]:
         """Empty the ready queue (the campaign is stopping): these candidates never ran."""
