@@ -21,6 +21,7 @@ class FakeRunner:
         delay: float = 0.0,
         crash_when: dict | None = None,
         stalls: int | set[int] = 0,
+        stall_error: str = "no output for 240 s",
         crash_if: Callable[[dict], bool] | None = None,
         crash_log: str = "RuntimeError: boom\n",
         loss: bool | None = None,
@@ -33,6 +34,7 @@ class FakeRunner:
         self.crash_log = crash_log  # what a crashed run's job.log holds
         # These calls (0-based; an int: the first that many) report a stalled NVFlare job.
         self.stalls = set(range(stalls)) if isinstance(stalls, int) else set(stalls)
+        self.stall_error = stall_error
         self.delay = delay
         self.crash_when = crash_when or {}
         self.crash_if = crash_if or (lambda args: False)
@@ -46,7 +48,7 @@ class FakeRunner:
         log = run_dir / "job.log"
         time.sleep(self.delay)
         if len(self.calls) - 1 in self.stalls:
-            return RunResult("stalled", 0.0, {}, self.delay, str(log), None, None, [], "no output for 240 s")
+            return RunResult("stalled", 0.0, {}, self.delay, str(log), None, None, [], self.stall_error)
         if any(args.get(k) == v for k, v in self.crash_when.items()) or self.crash_if(args):
             log.write_text(self.crash_log)
             return RunResult(

@@ -20,6 +20,7 @@ from engine.campaign.options import CampaignError, CampaignOptions
 from engine.campaign.status import summary
 from engine.control.events import Command, CommandType, EventType
 from engine.profile import load_profile
+from engine.run.retry import PORT_RACE_ERROR
 from engine.store.ledger import Ledger
 from engine.store.workspace import init_workspace
 
@@ -475,3 +476,14 @@ def test_a_stalled_job_is_run_once_more_then_a_second_stall_is_a_crash(workspace
     assert any(
         "running it once more" in e.data.get("line", "") for e in events if e.type is EventType.CANDIDATE_LOG
     )
+
+
+def test_nvflare_s_port_race_gets_three_more_tries(workspace):
+    # Found within seconds (a silent stall takes minutes): the baseline loses it three times and
+    # then runs; c002 loses it four times and is a crash.
+    runner = FakeRunner(stalls={0, 1, 2, 4, 5, 6, 7}, stall_error=PORT_RACE_ERROR)
+    campaign, _ = make(workspace, runner, max_candidates=2)
+    campaign.start()
+    tries = [f"{cid}{suffix}" for cid in ("c001", "c002") for suffix in ("", "-retry", "-retry2", "-retry3")]
+    assert [call["run_dir"].name for call in runner.calls] == tries
+    assert [row.status for row in campaign.ledger.rows()] == ["keep", "crash"]

@@ -155,11 +155,12 @@ def test_ctrl_c_stops_after_the_running_candidate(workspace):
         e.type is EventType.CANDIDATE_STARTED for e in journal(workspace)
     ):
         time.sleep(0.5)
-    # Ctrl-C reaches the whole foreground process group: the engine and its git children.
+    # Ctrl-C reaches the whole foreground process group: the engine and any child of its group.
     os.killpg(engine.pid, signal.SIGINT)
     output, _ = engine.communicate(timeout=300)
     assert engine.returncode == 0, output[-2000:]
     assert "stopping after the running candidate" in output
     rows = Ledger(workspace / ".afr/campaigns" / TAG).rows()
-    assert [(r.artifacts, r.status) for r in rows] == [("runs/c001", "keep")]
+    finished = [e.data for e in journal(workspace) if e.type is EventType.CANDIDATE_FINISHED]
+    assert [(r.artifacts, r.status) for r in rows] == [("runs/c001", "keep")], (finished, output[-2000:])
     assert json.loads(afr("status", "--json", cwd=workspace).stdout)["state"] == "stopped"

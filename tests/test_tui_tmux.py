@@ -48,14 +48,15 @@ class Terminal:
             subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
             time.sleep(0.3)
 
-    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 60.0) -> str:
+        """The screen once any of ``texts`` is on it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if any(text in screen for text in texts):
                 return screen
             time.sleep(0.3)
-        raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
+        raise AssertionError(f"{texts!r} never appeared; the screen:\n{self.screen()}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
@@ -87,7 +88,10 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         assert TAG in screen and "awaiting approval" in screen
         pid = engine_status(directory)["pid"]
         run.keys("a")  # approve the baseline: it starts on NVFlare
-        run.wait_for("▶ ")  # the running row shows its phase (▶ starting NVFlare, ▶ round 1/1)
+        # The running row shows its phase (▶ starting NVFlare, ▶ round 1/1), unless c002, prepared
+        # while the baseline runs, already asks for approval over it.
+        run.wait_for("▶ ", "c002 awaits your approval")
+        assert "c001" in engine_status(directory)["running"]
         run.keys("q")
         run.wait_for("Leave it running")
         run.keys("l")

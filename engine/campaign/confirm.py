@@ -22,6 +22,7 @@ from engine.agent.base import CandidateSpec
 from engine.campaign.candidate import Candidate
 from engine.control.events import EventType
 from engine.evidence.runs import EvidenceLedger, EvidenceRow
+from engine.run.retry import run_retrying_stalls
 from engine.run.runner import RunResult
 
 if TYPE_CHECKING:
@@ -222,9 +223,9 @@ class Confirmer:
         """Run one confirmation on a slot, as the campaign runs a candidate (runner, GPU, retry)."""
         campaign = self.campaign
         gpu = campaign.gpus[slot % len(campaign.gpus)] if campaign.gpus else None
-        run_dir = job.run_dir
-        for attempt in range(2):
-            result = campaign.run_fn(
+
+        def run(run_dir: Path) -> RunResult:
+            return campaign.run_fn(
                 job.worktree,
                 campaign.profile,
                 dict(job.record.get("args") or {}),
@@ -236,10 +237,8 @@ class Confirmer:
                 seed=job.seed,
                 trusted=getattr(campaign, "trusted", None),  # confirmations take the same trusted path
             )
-            if result.status != "stalled" or attempt == 1:
-                return result
-            run_dir = run_dir.with_name(run_dir.name + "-retry")
-        return result
+
+        return run_retrying_stalls(run, job.run_dir)[0]
 
     # -- the campaign thread's side ------------------------------------------------------------------
 

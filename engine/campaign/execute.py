@@ -1,4 +1,4 @@
-"""Running one candidate on a slot's thread: its run directory, GPU, events, and one retry of a stall.
+"""Running one candidate on a slot's thread: its run directory, GPU, events, and the retries of a stall.
 
 A slot thread only runs: it never touches the ledger or git (the campaign thread reviews).
 """
@@ -6,11 +6,13 @@ A slot thread only runs: it never touches the ledger or git (the campaign thread
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.control.events import EventType
 from engine.run.executors import PLACED
 from engine.run.phases import parse_round_metric
+from engine.run.retry import run_retrying_stalls
 from engine.run.runner import RunResult
 
 if TYPE_CHECKING:
@@ -43,8 +45,8 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
         candidate.token = token
         campaign.emit(EventType.CANDIDATE_LOG, id=cid, line="job started", token=token)
 
-    for attempt in range(2):
-        result = campaign.run_fn(
+    def run(run_dir: Path) -> RunResult:
+        return campaign.run_fn(
             candidate.worktree,
             campaign.profile,
             candidate.spec.args,
@@ -57,10 +59,11 @@ def run_candidate(campaign: Campaign, candidate: Candidate, slot: int) -> RunRes
             on_start=on_token,
             trusted=getattr(campaign, "trusted", None),  # the score of record from afr's evaluator
         )
-        if result.status != "stalled" or attempt == 1:
-            break
+
+    def on_retry(result: RunResult) -> None:
         campaign.emit(EventType.CANDIDATE_LOG, id=cid, line=f"{result.error}; running it once more")
-        run_dir = campaign.dir / "runs" / f"{cid}-retry"
+
+    result, _ = run_retrying_stalls(run, run_dir, on_retry)
     campaign.running.pop(cid, None)
     campaign.emit(
         EventType.CANDIDATE_FINISHED,

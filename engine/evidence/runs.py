@@ -26,6 +26,7 @@ from engine.campaign.status import campaigns_root, resolve_tag
 from engine.evidence.stats import Paired, Summary, paired_difference, summarize
 from engine.profile import Profile, load_profile, parse_profile
 from engine.run.executors import cancel_run
+from engine.run.retry import first_try_name, run_retrying_stalls
 from engine.run.runner import RunResult, processes_of_run, run_job
 from engine.run.trusted import TrustedScoring
 from engine.store.ledger import Ledger, LedgerError, ResultRow, locked_append
@@ -287,7 +288,7 @@ def run_jobs(
 
 
 def _is_prod(row: EvidenceRow) -> bool:
-    return Path(row.run_dir).name.removesuffix("-retry").endswith("-prod")
+    return first_try_name(row.run_dir).endswith("-prod")
 
 
 def _run_one(
@@ -301,8 +302,9 @@ def _run_one(
     run_dir = campaign.directory / "evidence" / (job.name + ("-prod" if target["env"] == "prod" else ""))
     report(f"running {job.name} ({job.role}: {record.get('description', '')[:60]})")
     try:
-        for attempt in range(2):  # a stalled NVFlare job gets one more try, as in the campaign
-            result = run_fn(
+
+        def run(run_dir: Path) -> RunResult:
+            return run_fn(
                 worktree,
                 campaign.profile,
                 dict(record.get("args") or {}),
@@ -315,9 +317,8 @@ def _run_one(
                 on_start=on_start,
                 trusted=trusted,
             )
-            if result.status != "stalled" or attempt == 1:
-                break
-            run_dir = run_dir.with_name(run_dir.name + "-retry")
+
+        result, run_dir = run_retrying_stalls(run, run_dir)  # a stalled NVFlare job runs again, as in the campaign
     finally:
         repo.remove_worktree(worktree_id)
     if stopping.is_set():

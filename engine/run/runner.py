@@ -37,6 +37,7 @@ from engine.run.jobcommand import (  # noqa: F401  (re-exported: the runner's pu
     job_command,
 )
 from engine.run.phases import PhaseClock
+from engine.run.retry import PORT_RACE_ERROR
 from engine.store.redact import redact
 
 GRACE_SECONDS = 10.0
@@ -284,7 +285,7 @@ def run_job(
     if stalled:
         return failed("stalled", f"no output for {stall_seconds:.0f} s: the NVFlare job stalled")
     if port_race:  # the campaign runs a stalled job once more, as it would after minutes of silence
-        return failed("stalled", "a simulator worker found its port taken (NVFlare's port race): the job stalled")
+        return failed("stalled", PORT_RACE_ERROR)
     if timed_out:
         return failed("timeout", f"timed out after {timeout:.0f} s")
     result_file = run_dir / "job_result.json"
