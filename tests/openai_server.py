@@ -2,8 +2,8 @@
 
 Tests give it a list of steps; each POST to ``/v1/chat/completions`` consumes the next
 one. A step is a reply (``text`` and/or ``tool_calls``), or a failure (``status`` 500,
-``sleep`` for a timeout, ``raw`` for a malformed body). Every request body is recorded, so
-tests can assert what the model was shown.
+``sleep`` for a timeout, ``raw`` for a malformed body, ``drop`` for a connection closed
+unanswered). Every request body is recorded, so tests can assert what the model was shown.
 """
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ class ScriptedOpenAI:
                     step = server.steps.pop(0) if server.steps else {"text": "I have nothing more to add."}
                 if "sleep" in step:
                     time.sleep(step["sleep"])
+                if step.get("drop"):  # close the connection without a response, as a reset does
+                    self.close_connection = True
+                    return
                 if "status" in step:
                     self._send(
                         step["status"], {"error": {"message": "scripted failure", "type": "server_error"}}

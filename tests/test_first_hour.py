@@ -360,6 +360,19 @@ def test_a_refused_connection_is_not_retried():
     assert caught.value.kind == "connection" and time.monotonic() - started < 5
 
 
+def test_a_dropped_connection_is_retried_not_taken_for_a_dead_endpoint():
+    # A kept-alive connection the server closed, or a reset, arrives as the same "Connection
+    # error." as a refused connect: it once paused a campaign at its first proposal.
+    from engine.agent.llm import LLMProposer, new_telemetry
+
+    with ScriptedOpenAI([{"drop": True}, {"text": "hello"}]) as server:
+        proposer = LLMProposer("openai/local", api_base=server.base_url, retries=2, backoff=0.01)
+        telemetry = new_telemetry("openai/local")
+        response = proposer._complete([{"role": "user", "content": "hi"}], telemetry)
+    assert response.choices[0].message.content == "hello"
+    assert len(server.requests) == 2 and telemetry["errors"][0].startswith("server error:")
+
+
 def test_compare_warns_when_a_smoke_campaign_sits_beside_a_full_one(workspace):
     full = fixed_campaign(workspace.parent)
     smoke = full.parent / "smoke-20261123"

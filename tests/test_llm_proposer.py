@@ -31,10 +31,14 @@ def workspace(tmp_path, monkeypatch):
     return root
 
 
-def campaign_for(workspace, server, runner=None, model="openai/scripted-model", timeout=30.0, **options):
+def campaign_for(
+    workspace, server, runner=None, model="openai/scripted-model", timeout=30.0, pauses=False, **options
+):
+    """A campaign of the LLM proposer on ``server``. Unless the test expects a pause, a pause stops
+    the campaign and ``campaign.start()`` fails with its note (a paused campaign waits for ever)."""
     profile = load_profile(workspace, "fed_heart_disease")
     # The local server answers at once; a short timeout would fail honest calls on a loaded
-    # machine, and three failures in a row pause the campaign (campaign.start() would wait).
+    # machine, and three failures in a row pause the campaign.
     proposer = LLMProposer(
         model,
         api_base=server.base_url,
@@ -53,6 +57,20 @@ def campaign_for(workspace, server, runner=None, model="openai/scripted-model", 
     )
     events = []
     campaign.subscribe(events.append)
+    if not pauses:
+        start = campaign.start
+
+        def stop_on_pause(event):
+            if event.type is EventType.PAUSED:
+                threading.Thread(target=campaign.command, args=(Command(CommandType.STOP),)).start()
+
+        def start_and_check():
+            start()
+            notes = [e.data.get("note") for e in events if e.type is EventType.PAUSED]
+            assert not notes, f"the campaign paused: {notes}"
+
+        campaign.subscribe(stop_on_pause)
+        campaign.start = start_and_check
     return campaign, events
 
 
@@ -158,7 +176,7 @@ def test_json_in_text_protocol_for_models_without_tools(workspace):
 
 def test_a_dead_provider_rejects_proposals_then_pauses(workspace):
     with ScriptedOpenAI([{"status": 500}] * 30) as server:
-        campaign, events = campaign_for(workspace, server, max_candidates=5)
+        campaign, events = campaign_for(workspace, server, max_candidates=5, pauses=True)
         run_until_paused(campaign, events)
     rejected = [e for e in events if e.type is EventType.CANDIDATE_REJECTED]
     assert len(rejected) == 3 and all(
@@ -172,7 +190,7 @@ def test_cost_cap_pauses_the_campaign(workspace):
     big = {"prompt_tokens": 200_000, "completion_tokens": 50_000, "total_tokens": 250_000}
     with ScriptedOpenAI([{"tool_calls": [submit()], "usage": big}] * 3) as server:
         campaign, events = campaign_for(
-            workspace, server, model="openai/gpt-4o-mini", max_candidates=5, max_cost=0.01
+            workspace, server, model="openai/gpt-4o-mini", max_candidates=5, max_cost=0.01, pauses=True
         )
         run_until_paused(campaign, events)
     paused = next(e for e in events if e.type is EventType.PAUSED)

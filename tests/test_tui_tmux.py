@@ -48,8 +48,9 @@ class Terminal:
             subprocess.run(["tmux", "send-keys", "-t", self.name, key], check=True)
             time.sleep(0.3)
 
-    def wait_for(self, *texts: str, timeout: float = 60.0) -> str:
-        """The screen once any of ``texts`` is on it."""
+    def wait_for(self, *texts: str, timeout: float = 180.0) -> str:
+        """The screen once any of ``texts`` is on it (a cockpit starting beside busy test workers
+        can take a minute to draw)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             screen = self.screen()

@@ -2,13 +2,14 @@
 
 Provider errors are classified by LiteLLM's exception classes: an authentication failure, an
 unknown model or a refused connection will not mend by waiting, so only rate limits, server
-errors and timeouts are retried. ``preflight`` checks, before any candidate runs, that the
+errors (a connection dropped after it opened among them) and timeouts are retried. ``preflight`` checks, before any candidate runs, that the
 model's credentials are in the environment and that the endpoint answers one tiny request.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from enum import Enum
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price table at import
@@ -70,17 +71,19 @@ def classify(error: BaseException) -> ErrorKind:
 
 
 def _refused(error: BaseException) -> bool:
-    """A connection that never opened, anywhere in the exception's chain (httpx, openai, OS)."""
+    """A connection that never opened, anywhere in the exception's chain (httpx, OS).
+
+    Only a connect that failed: a connection dropped after it opened (a reset, or a kept-alive
+    connection the server closed) reaches LiteLLM as the same ``APIConnectionError`` with
+    ``httpx.RemoteProtocolError`` or ``ReadError`` under it, and is a server error worth a retry.
+    """
     import httpx
-    import openai
 
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, (httpx.ConnectError, ConnectionError)) or (
-            isinstance(current, openai.APIConnectionError) and not isinstance(current, openai.APITimeoutError)
-        ):
+        if isinstance(current, (httpx.ConnectError, ConnectionRefusedError, socket.gaierror)):
             return True
         current = current.__cause__ or current.__context__
     return False
