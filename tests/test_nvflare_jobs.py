@@ -6,11 +6,14 @@ import json
 import re
 import subprocess
 import sys
+import time
+from collections import deque
 from pathlib import Path
 
 import psutil
 import pytest
 
+import engine.run.runner as runner_module
 from engine.profile import load_profile
 from engine.run.runner import evaluation_flags, run_job
 
@@ -124,6 +127,26 @@ def test_a_silent_job_is_stopped_as_stalled(root, tmp_path):
     assert result.status == "stalled" and result.error == "no output for 3 s: the NVFlare job stalled"
     assert result.runtime_seconds < 30
     assert leftover_processes("time.sleep(120)") == []
+
+
+class SlowDeque(deque):
+    """A deque whose readers are slow: whoever iterates it while the job's output is appended
+    meets the append, as a loaded machine's scheduler can arrange."""
+
+    def __iter__(self):
+        for item in super().__iter__():
+            time.sleep(0.002)
+            yield item
+
+
+def test_a_chatty_job_never_trips_the_runner_s_watch(root, tmp_path, monkeypatch):
+    """The runner watches the job while another thread reads its output: iterating the output's
+    tail during the run once crashed a healthy job with "deque mutated during iteration"."""
+    monkeypatch.setattr(runner_module, "deque", SlowDeque)
+    job = "import time\nend = time.time() + 4\nwhile time.time() < end:\n    print('x' * 60, flush=True)\n"
+    result = run_heart_job_script(root, tmp_path, job, stall_seconds=60)
+    assert result.status == "crash" and result.error == "job exited with code 0"
+    assert len(result.log_tail) == 40 and result.log_tail[-1] == "x" * 60
 
 
 def test_nvflare_s_port_race_is_a_stall_at_once(root, tmp_path):

@@ -79,9 +79,15 @@ def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS
     process.poll()
 
 
-def _pump(stream, log, tail: deque, on_line, heard: list[float], clock: PhaseClock) -> None:
+def _pump(
+    stream, log, tail: deque, on_line, heard: list[float], clock: PhaseClock, port_race: threading.Event
+) -> None:
+    # The runner's thread reads only what this thread flags: iterating ``tail`` there while this
+    # thread appends raised "deque mutated during iteration" and crashed a healthy job.
     for line in stream:
         heard[0] = time.monotonic()
+        if PORT_RACE in line:
+            port_race.set()
         line = redact(line)  # candidate code may print a key: job.log, the journal and the cockpit never see it
         log.write(line)
         line = line.rstrip("\n")
@@ -239,8 +245,9 @@ def run_job(
         if on_start is not None:
             on_start(token)  # lets a resumed engine find and kill this run's processes
         heard = [time.monotonic()]
+        race = threading.Event()  # set by the pump on NVFlare's port race
         pump = threading.Thread(
-            target=_pump, args=(process.stdout, log, tail, on_line, heard, clock), daemon=True
+            target=_pump, args=(process.stdout, log, tail, on_line, heard, clock, race), daemon=True
         )
         pump.start()
         stalled = port_race = False
@@ -252,7 +259,7 @@ def run_job(
             if stall_seconds and now - heard[0] > stall_seconds:
                 stalled = True
                 break
-            if any(PORT_RACE in line for line in tail):
+            if race.is_set():
                 port_race = True  # a client never connects: NVFlare waits minutes before it recovers
                 break
             if watch_result and clock.result_at is None:
@@ -294,7 +301,7 @@ def run_job(
     if not early_return and (returncode != 0 or not result_file.is_file()):
         return failed(
             "crash",
-            next((line for line in reversed(tail) if "Error" in line), f"job exited with code {returncode}"),
+            next((line for line in reversed(list(tail)) if "Error" in line), f"job exited with code {returncode}"),
         )
     result_dir = complete.result_dir if early_return else Path(json.loads(result_file.read_text())["result_dir"])
     result = _score(root, profile, result_dir, runtime, log_path, returncode, list(tail))
