@@ -101,7 +101,9 @@ def test_run_detach_and_attach_in_a_real_terminal(tmp_path):
         assert engine_alive(directory)  # the terminal's cockpit is gone, the engine is not
 
         attach = Terminal(f"{afr} attach", workspace)
-        screen = attach.wait_for("fed_heart_disease")  # the campaign's profile, once its record is read
+        # Connected once it shows the campaign's record: its profile, or (at 80 columns the scored
+        # header has no room for the profile) the approval c002 waits for.
+        screen = attach.wait_for("fed_heart_disease", "c002 awaits your approval")
         assert TAG in screen
         # still going: the baseline finishes while we watch, and c002 comes up for approval
         screen = attach.wait_for("c002 awaits your approval", timeout=300)
