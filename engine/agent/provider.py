@@ -2,8 +2,9 @@
 
 Provider errors are classified by LiteLLM's exception classes: an authentication failure, an
 unknown model or a refused connection will not mend by waiting, so only rate limits, server
-errors (a connection dropped after it opened among them) and timeouts are retried. ``preflight`` checks, before any candidate runs, that the
-model's credentials are in the environment and that the endpoint answers one tiny request.
+errors (a connection dropped after it opened among them) and timeouts are retried.
+``preflight`` checks, before any candidate runs, that the model's credentials are in the
+environment and that the endpoint answers one tiny request.
 """
 
 from __future__ import annotations

@@ -291,7 +291,7 @@ def run_job(
 
     if stalled:
         return failed("stalled", f"no output for {stall_seconds:.0f} s: the NVFlare job stalled")
-    if port_race:  # the campaign runs a stalled job once more, as it would after minutes of silence
+    if port_race:  # a stall found at once: engine/run/retry.py runs it again
         return failed("stalled", PORT_RACE_ERROR)
     if timed_out:
         return failed("timeout", f"timed out after {timeout:.0f} s")
