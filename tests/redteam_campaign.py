@@ -19,6 +19,7 @@ baseline and the workspace set-up are shared instead of made three times.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -39,7 +40,7 @@ from engine.campaign.status import summary
 from engine.control.events import Event, EventType
 from engine.guard.validate import protected_hashes
 from engine.profile import Profile, load_profile
-from engine.run.runner import RunResult, run_job
+from engine.run.runner import RunResult, run_job, run_job_retrying_stalls
 from engine.store.gitsafe import run_git
 from engine.store.ledger import Ledger
 from engine.store.workspace import init_workspace
@@ -321,6 +322,13 @@ class RedTeam:
         return [e.data["id"] for e in self.events if e.type is EventType.CANDIDATE_LOG and e.data.get("token")]
 
 
+def accept_until_closed(listener: socket.socket) -> None:
+    """Answer whatever reaches the host's listener until the run closes it."""
+    with contextlib.suppress(OSError):  # the close ends accept() with EBADF
+        while True:
+            listener.accept()
+
+
 def run_redteam(tmp: Path) -> RedTeam:
     home = tmp / "home"
     home.mkdir()
@@ -340,7 +348,7 @@ def run_redteam(tmp: Path) -> RedTeam:
         "raw-data": str(root / TASK / "uci_data" / "processed.cleveland.data"),
     }
     listener = socket.create_server(("0.0.0.0", 0))
-    accepted = threading.Thread(target=lambda: [listener.accept() for _ in range(8)], daemon=True)
+    accepted = threading.Thread(target=accept_until_closed, args=(listener,), daemon=True)
     accepted.start()
     host = host_address() or "127.0.0.1"
     profile = load_profile(root, "fed_heart_disease")
@@ -385,7 +393,7 @@ def run_redteam(tmp: Path) -> RedTeam:
             _, _, verdict = line[line.index("AFR-PROBE ") :].split()
             name, _, value = verdict.partition("=")
             probes.setdefault(name, set()).add(value)
-    old_way = run_job(root, profile, {}, tmp / "old-way", smoke=True)  # job.py executes its own recipe
+    old_way = run_job_retrying_stalls(root, profile, {}, tmp / "old-way", smoke=True)  # job.py executes its own recipe
     # Checked once everything ran: GitPython's cat-file helpers of this process are not a run's.
     left = [
         p

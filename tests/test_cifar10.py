@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from engine.profile import parse_profile
-from engine.run.runner import run_job
+from engine.run.runner import run_job_retrying_stalls
 from tasks.cifar10 import data as cifar
 from tasks.cifar10.model import ARCHITECTURES, build_model, count_parameters
 from tasks.shared.holdout import subset_environment
@@ -185,7 +185,7 @@ def smoke_run(root, fixture_root, tmp_path_factory):
     text = text.replace("num_workers = 2", "num_workers = 1")  # one DataLoader worker process per client
     profile = parse_profile(text)
     assert profile.budget.data_root == str(fixture_root)
-    return run_job(root, profile, {}, tmp_path_factory.mktemp("cifar-run"), smoke=True)
+    return run_job_retrying_stalls(root, profile, {}, tmp_path_factory.mktemp("cifar-run"), smoke=True)
 
 
 @pytest.mark.nvflare

@@ -28,7 +28,7 @@ from engine.run.runner import (
     job_command,
     keep_complete,
     processes_of_run,
-    run_job,
+    run_job_retrying_stalls,
 )
 
 TASKS = ("fed_heart_disease", "leaf_synthetic")
@@ -52,9 +52,10 @@ def runs(root, tmp_path_factory) -> dict:
             profile = two_round_smoke(root, name, None if lean else STOCK_THREADS[name])
             run_dir = tmp_path_factory.mktemp(f"{name}-{'lean' if lean else 'stock'}")
             tokens: list[str] = []
-            result = run_job(root, profile, {}, run_dir, smoke=True, lean=lean, on_start=tokens.append)
+            # NVFlare stalls now and then on a loaded machine: the run goes again, as in a campaign.
+            result = run_job_retrying_stalls(root, profile, {}, run_dir, smoke=True, lean=lean, on_start=tokens.append)
             # Checked at once, before another run starts: nothing of this run may still live.
-            left = [p.pid for p in processes_of_run(tokens[0])]
+            left = [p.pid for token in tokens for p in processes_of_run(token)]
             mentioning = [
                 p.pid
                 for p in psutil.process_iter(["cmdline"])

@@ -15,7 +15,7 @@ import pytest
 
 import engine.run.runner as runner_module
 from engine.profile import load_profile
-from engine.run.runner import evaluation_flags, run_job
+from engine.run.runner import evaluation_flags, run_job, run_job_retrying_stalls
 
 pytestmark = pytest.mark.nvflare
 
@@ -39,7 +39,7 @@ def assert_scored(result, sites: int):
 
 def test_heart_baseline_runs_directly_and_through_the_runner_with_one_score(root, tmp_path):
     profile = load_profile(root, "fed_heart_disease")
-    result = run_job(root, profile, {}, tmp_path / "runner", smoke=True)
+    result = run_job_retrying_stalls(root, profile, {}, tmp_path / "runner", smoke=True)
     assert_scored(result, sites=4)
     log = Path(result.log_path).read_text()
     assert f"score: {result.score:.6f}" in log
@@ -64,7 +64,7 @@ def test_heart_baseline_runs_directly_and_through_the_runner_with_one_score(root
 def test_heart_scaffold_carries_control_variates_through_nvflare(root, tmp_path):
     profile = load_profile(root, "fed_heart_disease")
     two_rounds = profile.model_copy(update={"smoke": {"num_rounds": 2, "local_steps": 10}})
-    result = run_job(root, two_rounds, {"aggregator": "scaffold"}, tmp_path, smoke=True)
+    result = run_job_retrying_stalls(root, two_rounds, {"aggregator": "scaffold"}, tmp_path / "run", smoke=True)
     assert_scored(result, sites=4)
     norms = {
         int(round_): float(norm)
@@ -80,7 +80,7 @@ def test_heart_scaffold_carries_control_variates_through_nvflare(root, tmp_path)
 def test_leaf_synthetic_fedadam_on_four_clients(root, tmp_path):
     profile = load_profile(root, "leaf_synthetic")
     four = profile.model_copy(update={"budget": profile.budget.model_copy(update={"n_clients": 4})})
-    result = run_job(root, four, {"aggregator": "fedadam", "server_lr": 0.03}, tmp_path, smoke=True)
+    result = run_job_retrying_stalls(root, four, {"aggregator": "fedadam", "server_lr": 0.03}, tmp_path / "run", smoke=True)
     assert_scored(result, sites=4)
     # A lean run returns on NVFlare's complete result, before the job writes its own summary.
     assert result.early_return and Path(result.result_dir, "server").is_dir()
@@ -88,13 +88,14 @@ def test_leaf_synthetic_fedadam_on_four_clients(root, tmp_path):
 
 def test_heart_on_poc_env_with_real_processes(root, tmp_path):
     profile = load_profile(root, "fed_heart_disease")
-    result = run_job(root, profile, {}, tmp_path, env="poc", smoke=True, timeout=400)
+    result = run_job_retrying_stalls(root, profile, {}, tmp_path / "run", env="poc", smoke=True, timeout=400)
     assert_scored(result, sites=4)
-    summary = json.loads((tmp_path / "job_result.json").read_text())
+    run_dir = Path(result.log_path).parent  # tmp_path/run, or its retry after an NVFlare stall
+    summary = json.loads((run_dir / "job_result.json").read_text())
     assert summary["env"] == "poc"
     # The result was copied out before NVFlare removed its POC workspace.
-    assert (tmp_path / "nvflare" / "poc_results").is_dir()
-    assert not (tmp_path / "nvflare" / "poc").exists() or not any((tmp_path / "nvflare" / "poc").iterdir())
+    assert (run_dir / "nvflare" / "poc_results").is_dir()
+    assert not (run_dir / "nvflare" / "poc").exists() or not any((run_dir / "nvflare" / "poc").iterdir())
     assert leftover_processes(str(tmp_path)) == []
 
 

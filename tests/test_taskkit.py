@@ -146,15 +146,29 @@ def test_a_copy_of_heart_passes_as_generated(workspace):
 
 @pytest.mark.nvflare
 def test_a_nondeterministic_client_fails_the_determinism_check(workspace):
+    # The same real runs also show a stall retried: the first site to start goes silent once,
+    # as NVFlare sometimes leaves a job, and the smoke run goes again instead of failing.
+    marker = workspace / "stalled-once"
+
     def unseeded(d: Path) -> None:
         client = d / "client.py"
         text = client.read_text().replace(
             "seed = site_seed(args.seed, site_name)",
             "seed = site_seed(args.seed, site_name) + __import__('time').time_ns() % 100_000",
         )
-        assert "time_ns" in text
+        text = text.replace(
+            "    flare.init()\n",
+            f"    flare.init()\n    if not __import__('os').path.exists({str(marker)!r}):\n"
+            f"        open({str(marker)!r}, 'w').close()\n        __import__('time').sleep(600)\n",
+        )
+        assert "time_ns" in text and "sleep(600)" in text
         client.write_text(text)
 
     broken_copy(workspace, "noisy", unseeded)
+    profile = workspace / "profiles" / "noisy.toml"
+    profile.write_text(profile.read_text().replace("[run]\n", "[run]\nstall_seconds = 30\n"))
     done = afr(workspace, "task", "check", "profiles/noisy.toml")
     assert_fails_at(done, "determinism", "two smoke runs at seed 42 differ")
+    assert marker.exists()
+    assert "smoke run 1 stalled (no output for 30 s: the NVFlare job stalled); running it once more" in done.stdout
+    assert (workspace / ".afr" / "taskcheck" / "smoke1-retry" / "job.log").is_file()

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from engine.profile import load_profile
-from engine.run.runner import run_job
+from engine.run.runner import run_job_retrying_stalls
 from tasks.fed_tcga_brca import data as tcga
 from tasks.fed_tcga_brca.model import build_model, count_parameters, cox_loss
 from tasks.shared.evaluation import concordance_index
@@ -117,7 +117,7 @@ def test_models_are_registered_under_the_cap():
 @pytest.fixture(scope="module")
 def smoke_run(root, tmp_path_factory):
     profile = load_profile(root, "fed_tcga_brca")
-    return run_job(root, profile, {}, tmp_path_factory.mktemp("tcga"), smoke=True)
+    return run_job_retrying_stalls(root, profile, {}, tmp_path_factory.mktemp("tcga"), smoke=True)
 
 
 @pytest.mark.nvflare

@@ -37,7 +37,7 @@ from engine.run.jobcommand import (  # noqa: F401  (re-exported: the runner's pu
     job_command,
 )
 from engine.run.phases import PhaseClock
-from engine.run.retry import PORT_RACE_ERROR
+from engine.run.retry import PORT_RACE_ERROR, run_retrying_stalls
 from engine.store.redact import redact
 
 GRACE_SECONDS = 10.0
@@ -313,6 +313,17 @@ def run_job(
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(f"afr: score: {result.score:.6f}\n")
     return result
+
+
+
+def run_job_retrying_stalls(
+    root: Path, profile: Profile, args: dict[str, Scalar], run_dir: Path, on_retry=None, **options
+) -> RunResult:
+    """``run_job`` under the campaign's stall policy (``engine.run.retry``): a job NVFlare left
+    silent runs again in ``<run_dir>-retry``, after ``on_retry(stalled_result)``. For one-off
+    runs outside a campaign (a task check)."""
+    run = lambda where: run_job(root, profile, args, where, **options)  # noqa: E731
+    return run_retrying_stalls(run, run_dir, on_retry)[0]
 
 
 def _sandboxed(

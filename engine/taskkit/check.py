@@ -31,7 +31,7 @@ from pathlib import Path
 
 from engine.guard.contract import check_client_source
 from engine.profile import Profile, ProfileError, load_profile
-from engine.run.runner import job_command, run_job
+from engine.run.runner import job_command, run_job_retrying_stalls
 
 PROBE = Path(__file__).resolve().with_name("probe.py")
 CHECKS = ("profile", "contract", "flags", "subsets", "cap", "smoke", "determinism")
@@ -210,12 +210,18 @@ class TaskCheck:
 
     def _smoke(self, number: int) -> tuple[float, dict]:
         run_dir = self.work_dir / f"smoke{number}"
-        shutil.rmtree(run_dir, ignore_errors=True)
+        for old in (run_dir, run_dir.with_name(f"{run_dir.name}-retry")):
+            shutil.rmtree(old, ignore_errors=True)
         subset = "validation" if self.profile.heldout else "full"
         self.progress(
             f"smoke run {number} (NVFlare simulator, seed {self.profile.budget.seed}, {subset} subset)"
         )
-        result = run_job(self.root, self.profile, {}, run_dir, smoke=True, subset=subset)
+
+        def again(stalled) -> None:
+            self.progress(f"smoke run {number} {stalled.status} ({stalled.error}); running it once more")
+
+        # A job NVFlare left silent runs once more, as in a campaign: the stall is not the task's.
+        result = run_job_retrying_stalls(self.root, self.profile, {}, run_dir, again, smoke=True, subset=subset)
         if result.status != "ok":
             raise _Failed(f"smoke run {number} {result.status}: {result.error} (log: {result.log_path})")
         if not math.isfinite(result.score):
