@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from engine.profile import load_profile
 from engine.run import prod
 from engine.run.deployment import Deployment, DeploymentError
-from engine.run.runner import evaluation_flags, job_command
+from engine.run.runner import evaluation_flags, job_command, processes_of_run
 from tasks.shared import holdout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +139,13 @@ def test_the_component_decides_the_site_process_s_subset(monkeypatch):
     holdout.JobEvaluationSubset()
     assert holdout.requested_subset() == ("full", 0.0, 0)
     assert holdout.FRACTION_VAR not in os.environ
+
+
+def test_an_export_over_its_time_leaves_no_process(heart, tmp_path, monkeypatch):
+    # A job.py that starts the job itself (here: a child that outlives it) instead of exporting.
+    monkeypatch.setattr(prod, "EXPORT_TIMEOUT", 3.0)
+    runs_on = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    tokens: list[str] = []
+    with pytest.raises(ValueError, match="exporting the job took over 3 s"):
+        prod._export(ROOT, heart, [sys.executable, "-c", runs_on], tmp_path, "none", print, tokens.append)
+    assert len(tokens) == 1 and processes_of_run(tokens[0]) == []

@@ -15,22 +15,19 @@ On the trusted path a run has two sandboxed steps instead of one:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.profile import Profile, Scalar
+from engine.run.export import run_export
 from engine.run.jobconfig import BudgetError, expected_for, verify_export
-from engine.run.runner import RUN_TOKEN_VAR, job_command, stop_run
-from engine.run.sandbox import SandboxSpec, wrap
-from engine.store.redact import redact
+from engine.run.runner import job_command
+from engine.run.sandbox import SandboxSpec
 
 EXPORT_TIMEOUT = 90.0  # seconds: importing torch and NVFlare and writing a few JSON files
 EXPORT_DIR = "export"
@@ -127,46 +124,19 @@ def export_job(
         "--export_dir",
         str(export_dir),
     ]
-    token = uuid.uuid4().hex
-    box = replace(
-        spec, writable=(export_dir,), env={**spec.env, "PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token}
-    )
-    boxed = wrap(command, box, sandbox)
-    process = subprocess.Popen(
-        boxed.argv,
-        cwd=boxed.cwd,
-        env=boxed.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    timed_out = False
-    try:
-        output, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        stop_run(process, token, grace=1.0)
-        with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
-            process.kill()
-        output, _ = process.communicate(timeout=10)
-    stop_run(process, token, grace=1.0)  # anything it left (without bwrap there is no PID namespace)
-    output = redact(output or "")
-    (run_dir / EXPORT_LOG).write_text("$ " + " ".join(command) + "\n" + output)
-    if timed_out:
+    run = run_export(command, replace(spec, writable=(export_dir,)), sandbox, timeout)
+    (run_dir / EXPORT_LOG).write_text("$ " + " ".join(command) + "\n" + run.output)
+    if run.timed_out:
         raise LaunchRefused(
             f"budget: job.py did not export within {timeout:.0f} s (does it run the job itself?)"
         )
-    if process.returncode != 0 and "unrecognized arguments: --export_dir" in output:
+    if run.returncode != 0 and "unrecognized arguments: --export_dir" in run.output:
         raise LaunchRefused(
             "export failed: this workspace's tasks/shared/jobs.py predates export mode; "
             "copy the bundled one (afr init) before running trusted campaigns"
         )
-    if process.returncode != 0:
-        lines = [line for line in output.splitlines() if line.strip()]
-        reason = next((line for line in reversed(lines) if "Error" in line), lines[-1] if lines else "")
-        raise LaunchRefused(f"export failed (exit {process.returncode}): {reason.strip()[:300]}")
+    if run.returncode != 0:
+        raise LaunchRefused(f"export failed (exit {run.returncode}): {run.last_line('Error')[:300]}")
     return export_dir
 
 

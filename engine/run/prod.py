@@ -26,21 +26,19 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from engine.profile import Profile, Scalar
 from engine.run.deployment import Deployment, DeploymentError
+from engine.run.export import run_export
 from engine.run.jobbox import job_spec
 from engine.run.jobcommand import (
     CRASH_SCORE,
-    RUN_TOKEN_VAR,
     RunResult,
     final_score_json,
     job_command,
 )
 from engine.run.jobconfig import SUBSET_COMPONENT_ID, SUBSET_COMPONENT_PATH, expected_subset
-from engine.run.sandbox import wrap
 from engine.store.redact import redact
 
 SCORED_BY = "sites (prod)"
@@ -190,34 +188,16 @@ def replace_sandbox(result: RunResult, sandbox: str | None) -> RunResult:
 
 def _export(root, profile, command, run_dir, sandbox, say, on_start) -> str:
     """Run the candidate's job.py in the sandbox to write the job folder; the sandbox used."""
-    token = uuid.uuid4().hex
-    spec = job_spec(root, run_dir, None, profile.surface.protected, {"PYTHONUNBUFFERED": "1", RUN_TOKEN_VAR: token})
-    boxed = wrap(command, spec, sandbox)
     say("$ " + " ".join(command))
-    process = subprocess.Popen(
-        boxed.argv,
-        cwd=boxed.cwd,
-        env=boxed.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    if on_start is not None:
-        on_start(token)
-    try:
-        output, _ = process.communicate(timeout=EXPORT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise ValueError(f"exporting the job took over {EXPORT_TIMEOUT:.0f} s") from None
-    for line in output.splitlines():
+    spec = job_spec(root, run_dir, None, profile.surface.protected, {})
+    run = run_export(command, spec, sandbox, EXPORT_TIMEOUT, on_start)
+    for line in run.output.splitlines():
         say(line)
-    if process.returncode != 0:
-        last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
-        raise ValueError(f"export exited with code {process.returncode}: {last[:300]}")
-    return boxed.sandbox
+    if run.timed_out:
+        raise ValueError(f"exporting the job took over {EXPORT_TIMEOUT:.0f} s")
+    if run.returncode != 0:
+        raise ValueError(f"export exited with code {run.returncode}: {run.last_line()[:300]}")
+    return run.sandbox
 
 
 def _exported_folder(export_dir: Path) -> Path:
