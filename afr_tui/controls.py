@@ -117,18 +117,23 @@ class Controls:
         self.push_screen(ChoiceModal(question, [("y", "stop", "Stop", "error")]), answer)
 
     def action_quit_prompt(self) -> None:
-        if self.model.ended or self.model.state == "engine gone":
+        if self._nothing_to_leave():
             self.exit("ended")
             return
 
         def answer(choice: str | None) -> None:
-            if choice == "stop":
+            if choice in ("stop", "leave") and self._nothing_to_leave():
+                self.exit("ended")  # it ended while the question was up: nothing to stop or leave
+            elif choice == "stop":
                 self._stop_and_exit()
             elif choice == "leave":
                 self.exit("left")
 
         choices = [("s", "stop", "Stop the campaign", "error"), ("l", "leave", "Leave it running", "primary")]
         self.push_screen(ChoiceModal("Quit the cockpit:", choices), answer)
+
+    def _nothing_to_leave(self) -> bool:
+        return bool(self.model.ended) or self.model.state == "engine gone"
 
     @work(thread=True, group="command", exit_on_error=False)
     def _stop_and_exit(self) -> None:

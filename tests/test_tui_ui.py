@@ -268,6 +268,23 @@ async def test_controls_send_commands_and_quit_asks(tmp_path):
     assert app.return_value == "left"
 
 
+
+async def test_a_campaign_that_ends_under_the_quit_question_just_quits(tmp_path):
+    directory = fixed_campaign(tmp_path, running=True)
+    app = fixed_app(directory)
+    link: RecordingLink = app.link
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(pilot)
+        await pilot.press("q")
+        assert isinstance(app.screen, ChoiceModal)
+        # A stop sent from another cockpit lands while the question is up.
+        Journal(directory / "journal.jsonl").append(
+            EventType.STOPPED, {"phase": "done", "reason": "stopped by the human"}
+        )
+        await settle(pilot, lambda: app.model.ended, what="the campaign's end")
+        await pilot.press("s")  # "Stop the campaign": there is none left to stop
+    assert app.return_value == "ended" and link.sent == []
+
 def test_every_control_has_a_stable_id_and_a_palette_entry(tmp_path):
     app = fixed_app(fixed_campaign(tmp_path))
     ids = {binding.id for binding in CockpitApp.BINDINGS}
