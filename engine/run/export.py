@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from engine.run.jobcommand import RUN_TOKEN_VAR
-from engine.run.runner import stop_run
+from engine.run.processes import stop_run
 from engine.run.sandbox import SandboxSpec, wrap
 from engine.store.redact import redact
 

@@ -12,7 +12,6 @@ simulator then takes several seconds more to shut down; the runner stops it inst
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -22,8 +21,6 @@ import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-
-import psutil
 
 from engine.profile import Profile, Scalar
 from engine.run.jobcommand import (  # noqa: F401  (re-exported: the runner's public names)
@@ -37,46 +34,15 @@ from engine.run.jobcommand import (  # noqa: F401  (re-exported: the runner's pu
     job_command,
 )
 from engine.run.phases import PhaseClock
+from engine.run.processes import GRACE_SECONDS, processes_of_run, stop_run  # noqa: F401  (re-exported)
 from engine.run.retry import PORT_RACE_ERROR, run_retrying_stalls
 from engine.store.redact import redact
 
-GRACE_SECONDS = 10.0
 EARLY_STOP_GRACE_SECONDS = 1.0  # the score is already complete: nothing of the run is still needed
 # NVFlare's simulator picks each client worker's port with get_open_ports() and binds it later;
 # two workers can draw the same port, and the loser's client then waits out long timeouts.
 PORT_RACE = "OSError: [Errno 98] Address already in use"
 RESULT_GLOB = "*/server/*/cross_site_val/cross_val_results.json"  # under the run's NVFlare workspace
-
-
-def processes_of_run(token: str) -> list[psutil.Process]:
-    """Every live process started for the run marked ``token``.
-
-    NVFlare's simulator puts its server and workers in process groups of their own, and
-    they outlive a killed parent, so the runner marks the job's environment and finds the
-    whole family by that mark rather than by process group or parentage.
-    """
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.environ().get(RUN_TOKEN_VAR) == token:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
-
-
-def stop_run(process: subprocess.Popen, token: str, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM every process of the run, wait ``grace`` seconds, then SIGKILL the rest."""
-    family = processes_of_run(token)
-    for member in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.terminate()
-    _, alive = psutil.wait_procs(family, timeout=grace)
-    for member in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.kill()
-    psutil.wait_procs(alive, timeout=5)
-    process.poll()
 
 
 def _pump(
