@@ -281,14 +281,16 @@ def run_job(
     return result
 
 
-
 def run_job_retrying_stalls(
     root: Path, profile: Profile, args: dict[str, Scalar], run_dir: Path, on_retry=None, **options
 ) -> RunResult:
     """``run_job`` under the campaign's stall policy (``engine.run.retry``): a job NVFlare left
     silent runs again in ``<run_dir>-retry``, after ``on_retry(stalled_result)``. For one-off
     runs outside a campaign (a task check)."""
-    run = lambda where: run_job(root, profile, args, where, **options)  # noqa: E731
+
+    def run(where: Path) -> RunResult:
+        return run_job(root, profile, args, where, **options)
+
     return run_retrying_stalls(run, run_dir, on_retry)[0]
 
 

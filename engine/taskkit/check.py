@@ -210,7 +210,7 @@ class TaskCheck:
 
     def _smoke(self, number: int) -> tuple[float, dict]:
         run_dir = self.work_dir / f"smoke{number}"
-        for old in (run_dir, run_dir.with_name(f"{run_dir.name}-retry")):
+        for old in (run_dir, *run_dir.parent.glob(f"{run_dir.name}-retry*")):  # an earlier check's tries
             shutil.rmtree(old, ignore_errors=True)
         subset = "validation" if self.profile.heldout else "full"
         self.progress(
